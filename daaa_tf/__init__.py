@@ -1,0 +1,3 @@
+"""daaa-tf: Deep Adversarial Attention Alignment (Kang et al., ECCV 2018) in TensorFlow 2 / Keras 3."""
+
+__version__ = "0.1.0"

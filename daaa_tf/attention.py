@@ -1,0 +1,81 @@
+"""Attention maps (Eq. 4) and the attention alignment penalty L_AT (Eq. 5) with its alignment criteria."""
+
+import tensorflow as tf
+
+CRITERIA = ("l2", "l1", "mmd", "jmmd")
+
+
+def attention_map(features, eps=1e-6):
+    """Eq. 4 + normalisation: A_l(x) = sum_c |F_{l,c}(x)|^2, flattened and divided by its L2 norm (+ eps).
+
+    features: [N, H, W, C] -> [N, H*W] float32.
+    """
+    f = tf.cast(features, tf.float32)
+    a = tf.reduce_sum(tf.square(f), axis=-1)
+    a = tf.reshape(a, [tf.shape(a)[0], -1])
+    return a / (tf.norm(a, axis=1, keepdims=True) + eps)
+
+
+def pair_distance(a_src, a_tgt, criterion="l2"):
+    """Per-pair distance between normalised attention maps [N, D] -> [N] (the summand of Eq. 5).
+
+    l2: ||a - b||_2, not squared (computed as sqrt(sum d^2 + 1e-12) so that its gradient is 0, not NaN,
+    where the two maps are identical, as they are at the start of adaptation). l1: ||a - b||_1.
+    """
+    d = a_src - a_tgt
+    if criterion == "l2":
+        return tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12)
+    if criterion == "l1":
+        return tf.reduce_sum(tf.abs(d), axis=-1)
+    raise ValueError(f"pair_distance: criterion must be l2 or l1, got {criterion!r}")
+
+
+def _gaussian_kernel(x, y, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)):
+    """Multi-bandwidth Gaussian kernel as in DAN/JAN; bandwidths relative to the mean squared distance."""
+    xy = tf.concat([x, y], axis=0)
+    sq = tf.reduce_sum(tf.square(xy[:, None, :] - xy[None, :, :]), axis=-1)
+    n = tf.cast(tf.shape(xy)[0], tf.float32)
+    scale = tf.stop_gradient(tf.reduce_sum(sq) / tf.maximum(n * n - n, 1.0)) + 1e-12
+    return tf.add_n([tf.exp(-sq / (scale * b)) for b in bandwidths])
+
+
+def _mmd_from_kernel(k, n):
+    kxx, kyy, kxy = k[:n, :n], k[n:, n:], k[:n, n:]
+    return tf.reduce_mean(kxx) + tf.reduce_mean(kyy) - 2.0 * tf.reduce_mean(kxy)
+
+
+def mmd(a_src, a_tgt):
+    """Squared MMD (biased estimate) between two sets of attention vectors [N, D] (Table 4, 'MMD')."""
+    return _mmd_from_kernel(_gaussian_kernel(a_src, a_tgt), tf.shape(a_src)[0])
+
+
+def jmmd(src_layers, tgt_layers):
+    """Joint MMD (JAN) over layers: the product of per-layer kernels (Table 4, 'JMMD')."""
+    k = None
+    for a, b in zip(src_layers, tgt_layers):
+        kl = _gaussian_kernel(a, b)
+        k = kl if k is None else k * kl
+    return _mmd_from_kernel(k, tf.shape(src_layers[0])[0])
+
+
+def attention_alignment_loss(families, criterion="l2"):
+    """Eq. 5: L_AT summed over pair families and layers, as a *sum over pairs* (not divided by anything).
+
+    families: a list of (src_maps, tgt_maps), each a list over layers of normalised maps [n, D_l] where row i
+    of src_maps is paired with row i of tgt_maps. For l2/l1 this is sum_l sum_i ||.||; for mmd/jmmd, each
+    family contributes n * MMD^2 (so every criterion scales with the number of pairs like Eq. 5 does).
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"--attention_criterion: expected one of {CRITERIA}, got {criterion!r}")
+    total = tf.constant(0.0)
+    for src, tgt in families:
+        n = tf.cast(tf.shape(src[0])[0], tf.float32)
+        if criterion in ("l2", "l1"):
+            for a, b in zip(src, tgt):
+                total += tf.reduce_sum(pair_distance(a, b, criterion))
+        elif criterion == "mmd":
+            for a, b in zip(src, tgt):
+                total += n * mmd(a, b)
+        else:
+            total += n * jmmd(src, tgt)
+    return total

@@ -1,0 +1,55 @@
+"""Classifier networks. Every classifier is one functional model ``x -> {"logits": [N, K], "taps": [...]}``.
+
+``build_classifier`` picks the architecture; ``preprocess`` maps uint8 images to the model's input range.
+"""
+
+import keras
+import tensorflow as tf
+
+from daaa_tf.models.digit_cnn import build_digit_cnn
+from daaa_tf.models.resnet import HEAD_LAYERS, build_resnet50
+
+ARCHS = ("digit_cnn", "resnet50")
+
+
+def build_classifier(arch, num_classes, image_size, weights=None, attention_layers="all_conv"):
+    """Builds ``arch`` ('digit_cnn' | 'resnet50') for ``image_size`` (an int or (H, W)) RGB images."""
+    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if arch == "digit_cnn":
+        return build_digit_cnn(num_classes, (h, w, 3))
+    if arch == "resnet50":
+        return build_resnet50(num_classes, (h, w, 3), weights=weights, attention_layers=attention_layers)
+    raise ValueError(f"--arch: unknown architecture {arch!r}; expected one of {ARCHS}")
+
+
+def preprocess(images, arch):
+    """uint8 (or float 0..255) [N, H, W, 3] -> the model's input: [-1, 1] for digits, caffe-style for ResNet."""
+    x = tf.cast(images, tf.float32)
+    if arch == "resnet50":
+        return keras.applications.resnet50.preprocess_input(x)
+    return x / 127.5 - 1.0
+
+
+def head_variable_ids(model):
+    """ids of the variables of the new classification head (trained at a higher LR under SGD)."""
+    out = set()
+    for lyr in model.layers:
+        if lyr.name in HEAD_LAYERS:
+            out.update(id(v) for v in lyr.trainable_variables)
+    return out
+
+
+def load_classifier(path):
+    """Loads a classifier saved with ``model.save(path)``, with a one-line error when it is not one."""
+    import os
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no model at {path!r} (expected a .keras file written by trainers.source "
+                                "or trainers.adapt)")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
+        raise ValueError(f"{path!r} is not a loadable Keras model: {type(e).__name__}: {e}") from None
+    if not isinstance(model.output, dict) or "logits" not in model.output:
+        raise ValueError(f"{path!r} is not a daaa-tf classifier (expected outputs {{'logits', 'taps'}})")
+    return model

@@ -1,0 +1,57 @@
+"""Distribution strategies, seeding and mixed precision."""
+
+import os
+
+import keras
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def make_strategy(name="auto"):
+    """Returns a ``tf.distribute`` strategy.
+
+    auto: a TPU if one is attached (TPU_NAME set), MirroredStrategy over all GPUs if there are several,
+    otherwise the default strategy. mirrored: all GPUs, or all logical CPUs when there is no GPU (the test
+    setup). multi_worker: MultiWorkerMirroredStrategy (reads TF_CONFIG). tpu: TPUStrategy.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"--strategy: expected one of {STRATEGIES}, got {name!r}")
+    if name == "auto":
+        if os.environ.get("TPU_NAME"):
+            name = "tpu"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def split_cpu(n=2):
+    """Splits the physical CPU into ``n`` logical devices (call before TF initialises its devices)."""
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+def set_seed(seed):
+    """Seeds Python, NumPy, TF and Keras."""
+    keras.utils.set_random_seed(int(seed))
+
+
+def set_precision(policy="float32"):
+    """Sets the global Keras dtype policy; logits stay float32 (the models' heads set dtype=float32)."""
+    if policy not in PRECISIONS:
+        raise ValueError(f"--precision: expected one of {PRECISIONS}, got {policy!r}")
+    keras.mixed_precision.set_global_policy(policy)
