@@ -1,0 +1,116 @@
+"""Stage 3: adapt the target network with L_CE + L_EM + beta * L_AT (Eq. 13) from the CycleGAN pair shards."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+
+from daaa_tf import io, runtime
+from daaa_tf.adaptation import build_daaa
+from daaa_tf.data import load_domain
+from daaa_tf.data.mixing import DEFAULT_PROPORTIONS, STREAMS, adaptation_dataset
+from daaa_tf.data.pairs import read_manifest
+from daaa_tf.models import load_classifier
+from daaa_tf.monitoring import AttentionImages, NaNGuard, StepScalars
+from daaa_tf.posterior import PosteriorSync
+from daaa_tf.resume import Backup
+
+
+@dataclasses.dataclass
+class AdaptConfig:
+    out_dir: str
+    source_model: str
+    pairs_dir: str
+    target: str = "demo"
+    arch: str = "digit_cnn"
+    image_size: int = 32
+    attention_layers: str = "all_conv"
+    batch_size: int = 64
+    proportions: tuple = DEFAULT_PROPORTIONS
+    streams: tuple = STREAMS
+    beta: float = 1.0
+    attention_criterion: str = "l2"
+    threshold: float = 0.95
+    sync_every: int = 200
+    restart_lr: bool = True
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    lr_alpha: float = 10.0
+    lr_power: float = 0.75
+    head_lr_mult: float = 1.0
+    epochs: int = 10
+    steps_per_epoch: int = 150
+    seed: int = 0
+    strategy: str = "auto"
+    precision: str = "float32"
+    eval_batch_size: int = 256
+    log_every: int = 10
+    profile_steps: tuple = ()
+    num_attention_images: int = 6
+
+
+def _check_inputs(cfg, source_net):
+    manifest = read_manifest(cfg.pairs_dir)
+    shape = tuple(manifest.get("image_shape", ()))
+    want = tuple(source_net.input.shape[1:])
+    if shape and shape != want:
+        raise ValueError(f"pair shards in {cfg.pairs_dir} hold {shape} images but the source model "
+                         f"{cfg.source_model} takes {want}: rerun trainers.cyclegan with --image_size={want[0]}")
+    return manifest
+
+
+def run_adaptation(cfg: AdaptConfig):
+    """Trains (resuming from ``out_dir/backup`` if present), evaluates on the target test set every epoch,
+    writes model.keras (the adapted target network) and metrics.json. Returns the metrics dict."""
+    runtime.set_seed(cfg.seed)
+    runtime.set_precision(cfg.precision)
+    strategy = runtime.make_strategy(cfg.strategy)
+    source_net = load_classifier(cfg.source_model)
+    manifest = _check_inputs(cfg, source_net)
+    model, counts = build_daaa(cfg, source_net, strategy)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    backup = Backup(os.path.join(cfg.out_dir, "backup"), {
+        "target": model.target, "posterior": model.posterior, "optimizer": model.optimizer,
+        "lr_offset": model.schedule.offset, "threshold": model.threshold, "em_active": model.em_active})
+    initial_epoch = backup.restore()
+    if initial_epoch:
+        print(f"resuming adaptation after epoch {initial_epoch} (step {int(model.optimizer.iterations)}) "
+              f"from {cfg.out_dir}/backup")
+    train = adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync, cfg.seed,
+                               skip_batches=initial_epoch * cfg.steps_per_epoch)
+    target_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
+    val = target_test.dataset().batch(cfg.eval_batch_size)
+    fixed = np.stack([x for x, _ in target_test.dataset().take(cfg.num_attention_images).as_numpy_iterator()])
+    tb_dir = os.path.join(cfg.out_dir, "tensorboard")
+    sync = PosteriorSync(cfg.sync_every, cfg.restart_lr, log_dir=os.path.join(tb_dir, "train"))
+    guard = NaNGuard()
+    steps = StepScalars(os.path.join(tb_dir, "train"), cfg.log_every)
+    tensorboard = keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)
+    start = time.time()
+    history = model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+                        initial_epoch=initial_epoch, validation_data=val,
+                        callbacks=[sync, steps, guard, backup, tensorboard,
+                                   AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch)],
+                        verbose=2 if os.environ.get("CI") else "auto")
+    if guard.bad_step is not None:
+        raise RuntimeError(f"the adaptation loss became NaN/inf at step {guard.bad_step}; the last good state "
+                           f"is kept in {cfg.out_dir}/backup (lower --lr or --beta and rerun to resume)")
+    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
+        model.target.save(tmp)
+    previous = io.read_json(os.path.join(cfg.out_dir, "metrics.json"), {}) if initial_epoch else {}
+    hist = previous.get("history", {})
+    for k, v in history.history.items():
+        hist[k] = hist.get(k, [])[: initial_epoch] + [float(x) for x in v]
+    metrics = {
+        "target_test_accuracy": float(hist["val_accuracy"][-1]),
+        "history": hist, "counts": counts, "global_batch": cfg.batch_size,
+        "syncs": sync.syncs if not initial_epoch else previous.get("syncs", []) + sync.syncs,
+        "steps": int(model.optimizer.iterations), "train_seconds": time.time() - start,
+        "pairs": {k: manifest.get("counts", {}).get(k) for k in ("source", "target")},
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+    }
+    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    return metrics

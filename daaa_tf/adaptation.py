@@ -1,0 +1,187 @@
+"""The DAAA keras.Model: one train step of L_full = L_CE + L_EM + beta * L_AT (Eq. 13).
+
+Exact semantics (DESIGN section 4): a global batch of B images mixed from four streams (``daaa_tf.data.mixing``);
+one frozen source-net pass over [x_s; x~s], one target-net pass over [x_s; x~t; x_t; x~s], and M_post on x_t.
+Every term is a sum over its samples divided by the *global* batch size B, so under a tf.distribute strategy the
+replicas' gradients (summed by ``optimizer.apply``) equal the single-device gradient.
+"""
+
+import keras
+import tensorflow as tf
+
+from daaa_tf import losses
+from daaa_tf.attention import attention_alignment_loss, attention_map
+from daaa_tf.models import build_classifier, head_variable_ids, preprocess
+from daaa_tf.posterior import sync_posterior
+from daaa_tf.schedules import RestartableAnnealing, make_optimizer
+
+
+class DAAA(keras.Model):
+    """Target network trained against a frozen source network and an asynchronously updated M_post.
+
+    target, source, posterior: classifiers ``x -> {"logits", "taps"}`` of the same architecture; the target and
+    M_post start from the source's weights. ``global_batch``: B. ``grad_multipliers``: {id(variable): factor},
+    e.g. 10 for a new head trained at 10x the backbone's rate under SGD (JAN protocol). ``schedule``: the
+    optimizer's ``RestartableAnnealing`` schedule, restarted at each M_post sync.
+    """
+
+    def __init__(self, target, source, posterior, arch, global_batch, beta=1.0, criterion="l2",
+                 threshold=0.95, grad_multipliers=None, schedule=None, **kwargs):
+        super().__init__(name="daaa", **kwargs)
+        if beta < 0:
+            raise ValueError(f"--beta must be >= 0, got {beta}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--threshold (p_t) must be in [0, 1], got {threshold}")
+        self.target, self.source, self.posterior = target, source, posterior
+        self.source.trainable = False
+        self.posterior.trainable = False
+        self.arch = arch
+        self.global_batch = int(global_batch)
+        self.beta = float(beta)
+        self.criterion = criterion
+        self.threshold = tf.Variable(float(threshold), trainable=False, name="threshold")
+        self.em_active = tf.Variable(0.0, trainable=False, name="em_active")
+        self._multipliers = dict(grad_multipliers or {})
+        self.schedule = schedule
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in
+                         ("loss", "ce", "em", "at", "kept")}
+        self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.built = True
+
+    # ----------------------------------------------------------------------------------------------------
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), self.accuracy_tracker]
+
+    def call(self, x, training=False):
+        return self.target(x, training=training)
+
+    def sync_posterior(self, restart_lr=True, step=None):
+        """Eq. 11 copy; switches L_EM on; restarts the LR schedule (section 3.3 C) unless told not to."""
+        sync_posterior(self.posterior, self.target)
+        self.em_active.assign(1.0)
+        if restart_lr and self.schedule is not None:
+            self.schedule.restart(self.optimizer.iterations if step is None else step)
+
+    def current_learning_rate(self):
+        lr = self.optimizer.learning_rate
+        return lr(self.optimizer.iterations) if callable(lr) else lr
+
+    # ----------------------------------------------------------------------------------------------------
+    def compute_losses(self, data, training=True):
+        """Returns (sums, extras): per-term sums over this replica's samples and the pieces for the trackers."""
+        x = {k: preprocess(v, self.arch) for k, v in data.items() if k.startswith("x")}
+        order = [k for k in ("xs", "xtf", "xt", "xsf") if k in x]
+        sizes = [x[k].shape[0] for k in order]
+        out = self.target(tf.concat([x[k] for k in order], axis=0), training=training)
+        logits = dict(zip(order, tf.split(out["logits"], sizes)))
+        taps = {k: [] for k in order}
+        for feat in out["taps"]:
+            for k, part in zip(order, tf.split(feat, sizes)):
+                taps[k].append(attention_map(part))
+
+        # Eq. 6: L_CE on x_s and x~t with the source labels.
+        ce = tf.constant(0.0)
+        labelled_logits, labelled_y = [], []
+        for xk, yk in (("xs", "ys"), ("xtf", "ytf")):
+            if xk in logits:
+                ce += losses.cross_entropy_sum(data[yk], logits[xk])
+                labelled_logits.append(logits[xk])
+                labelled_y.append(data[yk])
+
+        # Eq. 12: L_EM with soft M_post posteriors, thresholded (off before the first sync).
+        em, kept = tf.constant(0.0), None
+        if "xt" in logits:
+            q = tf.nn.softmax(tf.cast(self.posterior(x["xt"], training=False)["logits"], tf.float32))
+            mask = losses.posterior_mask(q, self.threshold, self.em_active)
+            em += losses.em_loss_sum(q, logits["xt"], mask)
+            kept = mask
+            if "xsf" in logits:
+                n_sf = sizes[order.index("xsf")]
+                em += losses.em_loss_sum(q[:n_sf], logits["xsf"], mask[:n_sf])
+
+        # Eq. 4-5: L_AT over the four pair families, the left image through the source net.
+        at = tf.constant(0.0)
+        src_keys = [k for k in ("xs", "xsf") if k in x]
+        if src_keys:
+            src_out = self.source(tf.concat([x[k] for k in src_keys], axis=0), training=False)
+            src_sizes = [x[k].shape[0] for k in src_keys]
+            src = {k: [] for k in src_keys}
+            for feat in src_out["taps"]:
+                for k, part in zip(src_keys, tf.split(feat, src_sizes)):
+                    src[k].append(tf.stop_gradient(attention_map(part)))
+            families = []
+            for left, right in (("xs", "xs"), ("xs", "xtf"), ("xsf", "xsf"), ("xsf", "xt")):
+                if left in src and right in taps:
+                    n = min(x[left].shape[0], x[right].shape[0])
+                    families.append(([a[:n] for a in src[left]], [b[:n] for b in taps[right]]))
+            at = attention_alignment_loss(families, self.criterion)
+        extras = {"kept": kept, "logits": labelled_logits, "labels": labelled_y}
+        return {"ce": ce, "em": em, "at": at}, extras
+
+    def train_step(self, data):
+        data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        variables = self.target.trainable_variables
+        with tf.GradientTape() as tape:
+            sums, extras = self.compute_losses(data, training=True)
+            terms = {k: v / self.global_batch for k, v in sums.items()}
+            loss = terms["ce"] + terms["em"] + self.beta * terms["at"]
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, variables)
+        if self._multipliers:
+            grads = [g * self._multipliers.get(id(v), 1.0) if g is not None else g
+                     for g, v in zip(grads, variables)]
+        self.optimizer.apply(grads, variables)
+        return self._update_trackers(loss, terms, extras)
+
+    def _update_trackers(self, loss, terms, extras):
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # Each replica holds (its sum) / B; trackers average over replicas, so feed replicas * value.
+        self.trackers["loss"].update_state(loss * replicas)
+        for k in ("ce", "em", "at"):
+            self.trackers[k].update_state(terms[k] * replicas)
+        if extras["kept"] is not None:
+            self.trackers["kept"].update_state(extras["kept"])
+        if extras["logits"]:
+            self.accuracy_tracker.update_state(tf.concat(extras["labels"], 0), tf.concat(extras["logits"], 0))
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        """Target-test evaluation: ``val_accuracy`` is the target accuracy, ``val_loss`` its cross-entropy."""
+        images, labels = data
+        logits = self.target(preprocess(images, self.arch), training=False)["logits"]
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32),
+                                                                           tf.cast(logits, tf.float32)))
+        self.trackers["loss"].update_state(ce)
+        self.accuracy_tracker.update_state(labels, logits)
+        return {"loss": self.trackers["loss"].result(), "accuracy": self.accuracy_tracker.result()}
+
+
+def build_daaa(cfg, source_net, strategy):
+    """Builds the compiled DAAA model and the per-stream batch counts from an ``AdaptConfig``-like ``cfg``.
+
+    Target, source and M_post are all built from the source weights under the current dtype policy.
+    """
+    num_replicas = strategy.num_replicas_in_sync
+    from daaa_tf.data.mixing import stream_counts
+
+    counts = stream_counts(cfg.batch_size, cfg.proportions, cfg.streams, num_replicas)
+    num_classes = source_net.output["logits"].shape[-1]
+    with strategy.scope():
+        nets = [build_classifier(cfg.arch, num_classes, cfg.image_size, None, cfg.attention_layers)
+                for _ in range(3)]
+        for net in nets:
+            net.set_weights(source_net.get_weights())
+        target, source, posterior = nets
+        total_steps = cfg.epochs * cfg.steps_per_epoch
+        schedule = RestartableAnnealing(cfg.lr, cfg.sync_every if cfg.restart_lr else total_steps,
+                                        cfg.lr_alpha, cfg.lr_power)
+        optimizer = make_optimizer(cfg.optimizer, schedule)
+        multipliers = ({i: cfg.head_lr_mult for i in head_variable_ids(target)}
+                       if cfg.head_lr_mult != 1.0 else None)
+        model = DAAA(target, source, posterior, cfg.arch, cfg.batch_size, beta=cfg.beta,
+                     criterion=cfg.attention_criterion, threshold=cfg.threshold,
+                     grad_multipliers=multipliers, schedule=schedule)
+        model.compile(optimizer=optimizer, jit_compile=False)
+        optimizer.build(target.trainable_variables)
+    return model, counts
