@@ -62,9 +62,12 @@ def _check_inputs(cfg, source_net):
     return manifest
 
 
-def run_adaptation(cfg: AdaptConfig):
+def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     """Trains (resuming from ``out_dir/backup`` if present), evaluates on the target test set every epoch,
-    writes model.keras (the adapted target network) and metrics.json. Returns the metrics dict."""
+    writes model.keras (the adapted target network) and metrics.json. Returns the metrics dict.
+
+    ``extra_callbacks`` run after the built-in ones (M_post sync, step scalars, NaN guard, backup, TensorBoard).
+    """
     runtime.set_seed(cfg.seed)
     runtime.set_precision(cfg.precision)
     strategy = runtime.make_strategy(cfg.strategy)
@@ -90,25 +93,23 @@ def run_adaptation(cfg: AdaptConfig):
     steps = StepScalars(os.path.join(tb_dir, "train"), cfg.log_every)
     tensorboard = keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)
     start = time.time()
-    history = model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+    model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
                         initial_epoch=initial_epoch, validation_data=val,
                         callbacks=[sync, steps, guard, backup, tensorboard,
-                                   AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch)],
+                                   AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch),
+                                   *extra_callbacks],
                         verbose=2 if os.environ.get("CI") else "auto")
     if guard.bad_step is not None:
         raise RuntimeError(f"the adaptation loss became NaN/inf at step {guard.bad_step}; the last good state "
                            f"is kept in {cfg.out_dir}/backup (lower --lr or --beta and rerun to resume)")
     with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
         model.target.save(tmp)
-    previous = io.read_json(os.path.join(cfg.out_dir, "metrics.json"), {}) if initial_epoch else {}
-    hist = previous.get("history", {})
-    for k, v in history.history.items():
-        hist[k] = hist.get(k, [])[: initial_epoch] + [float(x) for x in v]
+    steps = int(model.optimizer.iterations)
     metrics = {
-        "target_test_accuracy": float(hist["val_accuracy"][-1]),
-        "history": hist, "counts": counts, "global_batch": cfg.batch_size,
-        "syncs": sync.syncs if not initial_epoch else previous.get("syncs", []) + sync.syncs,
-        "steps": int(model.optimizer.iterations), "train_seconds": time.time() - start,
+        "target_test_accuracy": float(backup.history["val_accuracy"][-1]),
+        "history": backup.history, "counts": counts, "global_batch": cfg.batch_size,
+        "syncs": list(range(cfg.sync_every, steps + 1, cfg.sync_every)),
+        "steps": steps, "train_seconds": time.time() - start,
         "pairs": {k: manifest.get("counts", {}).get(k) for k in ("source", "target")},
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
     }

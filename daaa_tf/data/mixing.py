@@ -49,9 +49,9 @@ def stream_counts(batch_size, proportions=DEFAULT_PROPORTIONS, streams=STREAMS, 
 
 def _first_per_replica(x, n_take, num_replicas):
     """[R * m, ...] -> [R * (n_take / R), ...]: the first n_take/R elements of each replica's block."""
-    r = num_replicas
-    blocks = tf.reshape(x, tf.concat([[r, -1], tf.shape(x)[1:]], axis=0))
-    return tf.reshape(blocks[:, : n_take // r], tf.concat([[n_take], tf.shape(x)[1:]], axis=0))
+    r, rest = num_replicas, list(x.shape[1:])
+    blocks = tf.reshape(x, [r, x.shape[0] // r, *rest])
+    return tf.reshape(blocks[:, : n_take // r], [n_take, *rest])
 
 
 def _stream(pairs_dir, kind, batch, seed, skip_batches, shuffle_buffer):
@@ -68,8 +68,9 @@ def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0
 
     Only the keys of active streams are present. ``skip_batches`` resumes the stream after that many batches.
     """
-    from daaa_tf.data.pairs import parse_pairs
+    from daaa_tf.data.pairs import parse_pairs, read_manifest
 
+    shape = tuple(read_manifest(pairs_dir)["image_shape"])
     n_s, n_tf, n_t, n_sf = (counts[s] for s in STREAMS)
     m_s, r = max(n_s, n_tf), num_replicas
     parts = []
@@ -81,7 +82,7 @@ def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0
     def arrange(*serialized):
         out, i = {}, 0
         if m_s:
-            src = parse_pairs(serialized[i])
+            src = parse_pairs(serialized[i], shape)
             i += 1
             if n_s:
                 out["xs"] = _first_per_replica(src["image"], n_s, r)
@@ -90,7 +91,7 @@ def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0
                 out["xtf"] = _first_per_replica(src["translated"], n_tf, r)
                 out["ytf"] = _first_per_replica(src["label"], n_tf, r)
         if n_t:
-            tgt = parse_pairs(serialized[i])
+            tgt = parse_pairs(serialized[i], shape)
             out["xt"] = tgt["image"]
             if n_sf:
                 out["xsf"] = _first_per_replica(tgt["translated"], n_sf, r)
