@@ -1,0 +1,198 @@
+"""Running exported models: SavedModel / TFLite runners, image loading and attention overlays (Fig. 5).
+
+Nothing here needs the Keras model or the rest of daaa_tf: an export directory is enough. TensorFlow is
+imported only for SavedModels, so predicting with a .tflite file starts fast and needs only ai_edge_litert.
+"""
+
+import os
+
+import numpy as np
+
+SERVING = "serving_default"
+ATTENTION = "attention"
+METADATA = "metadata"
+SAVED_MODEL = "saved_model"
+LABELS_FILE = "labels.txt"
+
+
+class SavedModelRunner:
+    """Runs the ``serving_default`` (and ``attention``) of a SavedModel loaded with plain TF."""
+
+    def __init__(self, path):
+        if not _is_saved_model(path):
+            raise ValueError(f"{path!r} is not a SavedModel directory (no saved_model.pb)")
+        import tensorflow as tf
+
+        self.path = path
+        try:
+            self.loaded = tf.saved_model.load(path)
+        except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
+            raise ValueError(f"{path!r} is not a loadable SavedModel: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        if SERVING not in self.loaded.signatures:
+            raise ValueError(f"SavedModel {path!r} has no {SERVING!r} signature")
+        serve = self.loaded.signatures[SERVING]
+        spec = serve.structured_input_signature[1]["images"]
+        self.image_size = (int(spec.shape[1]), int(spec.shape[2]))
+        self.class_names = None
+        if METADATA in self.loaded.signatures:
+            meta = self.loaded.signatures[METADATA]()
+            self.class_names = [c.decode() for c in meta["class_names"].numpy()]
+
+    def __call__(self, images):
+        out = self.loaded.signatures[SERVING](images=np.asarray(images, np.uint8))
+        return out["probabilities"].numpy(), out["class_ids"].numpy()
+
+    def attention(self, images):
+        """{key: [N, H_l, W_l]} in model order (keys sort in tap order)."""
+        if ATTENTION not in self.loaded.signatures:
+            raise ValueError(f"SavedModel {self.path!r} has no {ATTENTION!r} signature")
+        out = self.loaded.signatures[ATTENTION](images=np.asarray(images, np.uint8))
+        return {k: out[k].numpy() for k in sorted(out)}
+
+
+class TFLiteRunner:
+    """Runs the ``serving_default`` signature of a .tflite file (or bytes) with ``ai_edge_litert``."""
+
+    def __init__(self, model, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = model if isinstance(model, str) else "<bytes>"
+        try:
+            if isinstance(model, str):
+                if not os.path.isfile(model):
+                    raise FileNotFoundError(f"no TFLite model at {model!r}")
+                self.interpreter = Interpreter(model_path=model, num_threads=num_threads)
+            else:
+                self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
+            self.runner = self.interpreter.get_signature_runner(SERVING)
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
+            raise ValueError(f"{self.path!r} is not a usable TFLite model with a {SERVING!r} signature: "
+                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        shape = self.runner.get_input_details()["images"]["shape_signature"]
+        self.image_size = (int(shape[1]), int(shape[2]))
+        self.class_names = None
+
+    def __call__(self, images):
+        out = self.runner(images=np.ascontiguousarray(images, np.uint8))
+        return np.asarray(out["probabilities"], np.float32), np.asarray(out["class_ids"])
+
+
+def _is_saved_model(path):
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, n))
+                                       for n in ("saved_model.pb", "saved_model.pbtxt"))
+
+
+def batches(n, batch_size):
+    for start in range(0, n, batch_size):
+        yield slice(start, min(n, start + batch_size))
+
+
+def default_batch_size(image_size):
+    """Evaluation batch: ~1 M input pixels per batch (256 digits at 32x32, 20 images at 224x224)."""
+    h, w = image_size
+    return int(max(1, min(256, (1 << 20) // (h * w))))
+
+
+def run_batched(runner, images, batch_size=None):
+    """(probabilities [N, K], class_ids [N]) of any runner over uint8 images, in batches."""
+    batch_size = batch_size or default_batch_size(images.shape[1:3])
+    parts = [runner(images[s]) for s in batches(len(images), batch_size)]
+    return np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+
+
+def read_labels(path):
+    """Class names from a labels.txt (one per line), or None when there is none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def load_runner(path, num_threads=None):
+    """A SavedModelRunner for a SavedModel directory, a TFLiteRunner for a .tflite file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"--model: no model at {path!r} (expected a SavedModel directory or a .tflite "
+                                "file written by export.saved_model / export.tflite)")
+    if os.path.isdir(path):
+        return SavedModelRunner(path)
+    if path.endswith((".keras", ".h5")):
+        raise ValueError(f"--model: {path!r} is a Keras model; export it first (python -m export.saved_model) "
+                         "and pass the SavedModel directory or a .tflite file")
+    runner = TFLiteRunner(path, num_threads=num_threads)
+    runner.class_names = read_labels(os.path.join(os.path.dirname(os.path.abspath(path)), LABELS_FILE))
+    return runner
+
+
+def attention_runner(runner):
+    """The runner that provides attention maps: the SavedModel itself, or the SavedModel beside a .tflite."""
+    if isinstance(runner, SavedModelRunner):
+        return runner
+    beside = os.path.join(os.path.dirname(os.path.abspath(runner.path)), SAVED_MODEL)
+    if not _is_saved_model(beside):
+        raise ValueError(f"--attention_out: attention maps need the SavedModel (the .tflite files carry only "
+                         f"serving_default), and there is none at {beside!r}; run python -m export.saved_model")
+    return SavedModelRunner(beside)
+
+
+def read_image(path, image_size):
+    """uint8 [H, W, 3] for the model and a list of notes (conversions made). One-line ValueError if unreadable.
+
+    Grey or RGBA images are converted to RGB; other sizes are resized (bilinear) to ``image_size`` (H, W).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode, size = img.mode, img.size
+            rgb = img.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    notes = []
+    if mode != "RGB":
+        notes.append(f"converted from mode {mode} to RGB")
+    h, w = image_size
+    if size != (w, h):
+        rgb = rgb.resize((w, h), Image.BILINEAR)
+        notes.append(f"resized from {size[0]}x{size[1]} to {w}x{h}")
+    return np.asarray(rgb, np.uint8), notes
+
+
+def select_maps(maps, max_maps):
+    """At most ``max_maps`` of the (ordered) attention maps, evenly spaced from the first to the last tap."""
+    keys = sorted(maps)
+    if max_maps and len(keys) > max_maps:
+        idx = np.unique(np.linspace(0, len(keys) - 1, max_maps).round().astype(int))
+        keys = [keys[i] for i in idx]
+    return {k: maps[k] for k in keys}
+
+
+def save_overlay(path, image, maps, title="", alpha=0.5):
+    """Writes a PNG: the image, then each attention map [H_l, W_l] upsampled and overlaid on it (Fig. 5)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from daaa_tf.io import atomic_path
+
+    n = 1 + len(maps)
+    fig = Figure(figsize=(2.2 * n, 2.6))
+    FigureCanvasAgg(fig)
+    h, w = image.shape[:2]
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    axes[0].imshow(image)
+    axes[0].set_title(title or "input", fontsize=8)
+    for ax, (key, a) in zip(axes[1:], maps.items()):
+        ax.imshow(image)
+        ax.imshow(a, cmap="jet", alpha=alpha, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="bilinear")
+        ax.set_title(key.split("_", 1)[-1], fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path

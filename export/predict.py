@@ -1,0 +1,66 @@
+"""Classifies images with an exported model; optionally writes attention overlays (the paper's Fig. 5).
+
+  python -m export.predict --model=runs/demo/export/saved_model a.png b.jpg [--attention_out=DIR]
+  python -m export.predict --model=runs/demo/export/model_int8.tflite a.png
+
+Prints one line per image: its class and probability. Images of another size or with other channels are
+converted (with a note); an unreadable image gets one error line and the others still run (exit status 2).
+Attention maps come from the SavedModel (beside the .tflite file when --model is one).
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from export.saved_model import define_flags
+from trainers import flags as tflags
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from daaa_tf import predicting
+
+    paths = argv[1:]
+    if not paths:
+        raise ValueError("no images given: python -m export.predict --model=MODEL image.png ...")
+    model_path = FLAGS.model or os.path.join(FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export"),
+                                             predicting.SAVED_MODEL)
+    runner = predicting.load_runner(model_path)
+    attention = predicting.attention_runner(runner) if FLAGS.attention_out else None
+    if attention is not None and attention is not runner:
+        print(f"note: attention maps from the SavedModel {attention.path}", file=sys.stderr)
+    names = runner.class_names
+    failed = 0
+    for path in paths:
+        try:
+            image, notes = predicting.read_image(path, runner.image_size)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        for note in notes:
+            print(f"note: {path}: {note}", file=sys.stderr)
+        probabilities, class_ids = runner(image[None])
+        cid = int(class_ids[0])
+        name = names[cid] if names and cid < len(names) else str(cid)
+        label = f"class {cid}" if name == str(cid) else f"{name} (class {cid})"
+        line = f"{path}: {label}  p={float(probabilities[0, cid]):.4f}"
+        if attention is not None:
+            maps = {k: v[0] for k, v in attention.attention(image[None]).items()}
+            stem = os.path.splitext(os.path.basename(path))[0]
+            out = os.path.join(FLAGS.attention_out, f"{stem}_attention.png")
+            os.makedirs(FLAGS.attention_out, exist_ok=True)
+            predicting.save_overlay(out, image, predicting.select_maps(maps, FLAGS.max_attention_maps),
+                                    title=f"{label} p={float(probabilities[0, cid]):.2f}")
+            line += f"  attention: {out}"
+        print(line, flush=True)
+    if failed:
+        tflags.fail(f"{failed} of {len(paths)} image(s) could not be read")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    tflags.run_main(main)
