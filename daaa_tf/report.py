@@ -1,0 +1,252 @@
+"""The results report: runs/<exp>/ -> results.md (Tables 1, 3, 4 style, mean ± std over seeds), results.json and
+PNG plots (target accuracy per epoch, the L_AT trend of Fig. 4 left, the attention maps of Fig. 5).
+
+Every number of ours is read from the runs' metrics.json files; only the paper's published numbers are constants
+here. Works on partial runs: a variant that was not run is a missing row, and the report lists what it found.
+Layout read (see ``daaa_tf.pipeline.adapt_dir``): <run_dir>/source/metrics.json (the source network),
+<run_dir>/adapt/metrics.json (full method, first seed), <run_dir>/variants/<variant>/seed<k>/metrics.json.
+"""
+
+import dataclasses
+import glob
+import os
+import re
+
+import numpy as np
+
+from daaa_tf import io
+
+PAPER_SOURCE_TEST = {"MNIST→MNIST-M": "99.3"}  # section 4.3: the source network on the MNIST test set
+# Table 1 (MNIST -> MNIST-M): the same number serves the source network and the S variant.
+PAPER_MNIST = {"source": "45.6", "S": "45.6", "RevGrad": "81.5", "Tf": "75.0", "S+Tf": "78.5", "S+Tf+AT": "85.7",
+               "full-noAT": "93.5", "full": "95.6"}
+_OFFICE_TASKS = ("A→W", "D→W", "W→D", "A→D", "D→A", "W→A")
+_OFFICE_T2 = {  # Table 2, in the order of _OFFICE_TASKS
+    "source": "68.4 96.7 99.3 68.9 62.5 60.7", "RevGrad": "82.0 96.9 99.1 79.7 68.2 67.4",
+    "Tf": "81.1 98.5 99.8 83.3 61.0 60.2", "S+Tf": "81.9 98.5 99.8 83.7 66.5 64.8",
+    "full-noAT": "87.1 99.3 100 87.1 72.3 72.2", "full": "86.8 99.3 100 88.8 74.3 73.9"}
+_OFFICE_T34 = {  # Table 3 (A→W, A→D, D→A, W→A; our EM-A/EM-C keep L_AT) and Table 4 (D→A, W→A)
+    "EM-A": dict(zip(("A→W", "A→D", "D→A", "W→A"), ("80.4", "79.1", "66.4", "58.4"))),
+    "EM-C": dict(zip(("A→W", "A→D", "D→A", "W→A"), ("86.2", "86.6", "71.8", "73.7"))),
+    "EM-B": dict.fromkeys(("A→W", "A→D", "D→A", "W→A"), "very low"),
+    "AT-l1": dict.fromkeys(("D→A", "W→A"), "very low"),
+    "AT-mmd": {"D→A": "66.2", "W→A": "64.5"}, "AT-jmmd": {"D→A": "67.4", "W→A": "66.3"}}
+
+TABLE1_ROWS = (  # (variant, method, train data)
+    ("source", "{net} (the source network, source/)", "S"),
+    ("S", "{net} (adaptation stage, --streams=s)", "S"),
+    ("RevGrad", "RevGrad [5]", "S + T"),
+    ("Tf", "{net}", "T_f"),
+    ("S+Tf", "{net}", "S + T_f"),
+    ("S+Tf+AT", "{net} + L_AT", "S + T_f"),
+    ("full-noAT", "Ours wo L_AT", "S + T_f + T + S_f"),
+    ("full", "Ours w L_AT", "S + T_f + T + S_f"))
+ABLATION_ROWS = (  # Table 3 (EM variants, all with L_AT as in the paper's "+ L_AT" rows) and Table 4 (criteria)
+    ("EM-A", "EM-A + L_AT (synchronous M_post, --sync_every=1)"),
+    ("EM-B", "EM-B + L_AT (no threshold, --threshold=0)"),
+    ("EM-C", "EM-C + L_AT (no LR restart, --norestart_lr)"),
+    ("AT-l1", "criterion L1 (--attention_criterion=l1)"),
+    ("AT-mmd", "criterion MMD (--attention_criterion=mmd)"),
+    ("AT-jmmd", "criterion JMMD (--attention_criterion=jmmd)"),
+    ("full", "Ours w L_AT (criterion L2, reference)"))
+
+
+@dataclasses.dataclass
+class Run:
+    variant: str
+    seed: int
+    path: str
+    metrics: dict
+
+    @property
+    def accuracy(self):
+        return float(self.metrics["target_test_accuracy"])
+
+
+def _seed_of(path, metrics, default=0):
+    seed = (metrics.get("config") or {}).get("seed")
+    if seed is not None:
+        return int(seed)
+    m = re.search(r"seed(\d+)$", os.path.basename(os.path.normpath(path)))
+    return int(m.group(1)) if m else default
+
+
+def collect(run_dir):
+    """Finds every finished run. Returns (runs {variant: [Run, ...] sorted by seed}, incomplete [dirs], notes)."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
+                                "trainers.pipeline)")
+    runs, incomplete, notes = {}, [], []
+
+    def add(variant, path):
+        mfile = os.path.join(path, "metrics.json")
+        metrics = io.read_json(mfile)
+        if metrics is None:
+            incomplete.append(path)
+            return
+        if "target_test_accuracy" not in metrics:
+            notes.append(f"{mfile} has no target_test_accuracy; left out")
+            return
+        run = Run(variant, _seed_of(path, metrics), path, metrics)
+        if any(r.seed == run.seed for r in runs.get(variant, [])):
+            notes.append(f"{path}: a second {variant} run with seed {run.seed}; left out")
+            return
+        runs.setdefault(variant, []).append(run)
+
+    if os.path.isdir(os.path.join(run_dir, "source")):
+        add("source", os.path.join(run_dir, "source"))
+    if os.path.isdir(os.path.join(run_dir, "adapt")):
+        add("full", os.path.join(run_dir, "adapt"))
+    for vdir in sorted(glob.glob(os.path.join(run_dir, "variants", "*"))):
+        for sdir in sorted(glob.glob(os.path.join(vdir, "seed*"))):
+            if os.path.isdir(sdir):
+                add(os.path.basename(vdir), sdir)
+    for v in runs:
+        runs[v].sort(key=lambda r: r.seed)
+    return runs, incomplete, notes
+
+
+def summarize(runs):
+    """{variant: {"n", "seeds", "accuracies", "mean", "std"}} in percent; std is the sample std (ddof=1), 0 if n=1."""
+    out = {}
+    for v, rs in runs.items():
+        acc = np.array([r.accuracy for r in rs], np.float64) * 100.0
+        out[v] = {"n": len(rs), "seeds": [r.seed for r in rs], "accuracies": acc.tolist(),
+                  "mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else 0.0}
+    return out
+
+
+def _domain_letter(spec):
+    base = os.path.basename(os.path.normpath(str(spec).partition(":")[2] or str(spec))).lower()
+    return {"amazon": "A", "dslr": "D", "webcam": "W"}.get(base)
+
+
+def detect_task(runs):
+    """The paper's task name for these runs ("MNIST→MNIST-M", "D→A", ...), or None if it is not one of them."""
+    src = runs.get("source", [None])[0]
+    source = (src.metrics.get("source") if src else None) or ""
+    target = (src.metrics.get("target") if src else None) or ""
+    if not target:
+        for rs in runs.values():
+            target = (rs[0].metrics.get("config") or {}).get("target", "") or target
+    if source.startswith("office31") and target.startswith("office31"):
+        s, t = _domain_letter(source), _domain_letter(target)
+        return f"{s}→{t}" if s and t else None
+    if "mnist_m" in target or target == "demo":
+        return "MNIST→MNIST-M"
+    return None
+
+
+def paper_value(task, variant):
+    """The paper's accuracy (a string, % or 'very low') for ``variant`` on ``task``, or '—'."""
+    if task == "MNIST→MNIST-M":
+        return PAPER_MNIST.get(variant, "—")
+    if task in _OFFICE_TASKS:
+        if variant in _OFFICE_T2:
+            return _OFFICE_T2[variant].split()[_OFFICE_TASKS.index(task)]
+        return _OFFICE_T34.get(variant, {}).get(task, "—")
+    return "—"
+
+
+def _fmt(s):
+    return f"{s['mean']:.2f} ± {s['std']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f}"
+
+
+def _table(rows, stats, task, net):
+    lines = ["| Method | Train data | Ours: target test acc. (%) | n | seeds | Paper (%) |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        variant, method = row[0], row[1].format(net=net)
+        data = row[2] if len(row) > 2 else "S + T_f + T + S_f"
+        if variant in stats:
+            s = stats[variant]
+            lines.append(f"| {method} | {data} | {_fmt(s)} | {s['n']} | {','.join(map(str, s['seeds']))} | "
+                         f"{paper_value(task, variant)} |")
+    return lines
+
+
+def results_markdown(run_dir, runs, stats, task, incomplete, notes, plots):
+    """The text of results.md."""
+    src = runs.get("source", [None])[0]
+    arch = (src.metrics.get("arch") if src else None) or next(
+        ((rs[0].metrics.get("config") or {}).get("arch") for rs in runs.values() if rs), None) or "digit_cnn"
+    net = "ResNet-50" if arch == "resnet50" else "CNN"
+    demo = bool(src and str(src.metrics.get("target", "")).startswith("demo"))
+    lines = [f"# Results: {os.path.abspath(run_dir)}", ""]
+    task_note = task or "not one of the paper's tasks (no paper column)"
+    if demo:
+        task_note += " (the embedded demo: real MNIST digits -> an MNIST-M-style stand-in, far smaller than the " \
+                     "paper's data; the paper column is for orientation only)"
+    lines += [f"Task: {task_note}.", "",
+              "Target-test accuracy in %, mean ± sample standard deviation (ddof=1) over the seeds found; n = "
+              "number of seeds. Every number of ours is read from the runs' metrics.json.", "", "## What was found",
+              ""]
+    for v in [r[0] for r in TABLE1_ROWS] + [r[0] for r in ABLATION_ROWS[:-1]] + sorted(
+            set(runs) - {r[0] for r in TABLE1_ROWS + ABLATION_ROWS}):
+        if v in runs:
+            paths = ", ".join(os.path.relpath(r.path, run_dir) for r in runs[v])
+            lines.append(f"- {v}: {len(runs[v])} run(s): {paths}")
+    missing = [r[0] for r in TABLE1_ROWS if r[0] not in runs]
+    if missing:
+        lines.append(f"- Table-1 rows not run (no metrics.json): {', '.join(missing)}")
+    for path in incomplete:
+        lines.append(f"- incomplete (directory without metrics.json: still running or stopped): "
+                     f"{os.path.relpath(path, run_dir)}")
+    lines += [f"- note: {n}" for n in notes]
+    if not runs:
+        lines.append("- no finished run at all: run `python -m trainers.pipeline` first")
+    lines += ["", f"## Table 1 style ({task or 'this task'})", ""] + _table(TABLE1_ROWS, stats, task, net)
+    if src is not None and "source_test_accuracy" in src.metrics:
+        lines += ["", f"Source network on the source test split: {100 * src.metrics['source_test_accuracy']:.2f} % "
+                  f"(paper: {PAPER_SOURCE_TEST.get(task, '—')})."]
+    if any(r[0] in stats for r in ABLATION_ROWS[:-1]):
+        lines += ["", "## Ablations (Table 3: EM variants; Table 4: alignment criteria)", "",
+                  "The paper reports these on Office-31 only; its column is filled for Office-31 tasks.", ""]
+        lines += _table(ABLATION_ROWS, stats, task, net)
+    others = sorted(set(stats) - {r[0] for r in TABLE1_ROWS + ABLATION_ROWS})
+    if others:
+        lines += ["", "## Other variants", ""] + _table([(v, v, "—") for v in others], stats, task, net)
+    lines += ["", "## Runs", "", "| Variant | Seed | Target test acc. (%) | Steps | Train seconds | Directory |",
+              "|---|---|---|---|---|---|"]
+    for v in sorted(runs):
+        for r in runs[v]:
+            steps, secs = r.metrics.get("steps"), r.metrics.get("train_seconds")
+            if steps is None:
+                steps = f"{r.metrics['epochs']} epochs" if "epochs" in r.metrics else "—"
+            lines.append(f"| {v} | {r.seed} | {100 * r.accuracy:.2f} | {steps} | "
+                         f"{'—' if secs is None else f'{secs:.0f}'} | {os.path.relpath(r.path, run_dir)} |")
+    lines += ["", "## Plots", ""]
+    for name, (path, caption) in plots.items():
+        lines.append(f"- {caption}: ![{name}]({os.path.basename(path)})" if path else f"- {name}: {caption}")
+    return "\n".join(lines) + "\n"
+
+
+def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
+    """Writes results.md, results.json and the PNG plots into ``out_dir`` (default ``run_dir``).
+
+    ``load_images(spec, image_size, n)`` -> (uint8 [n, H, W, 3], labels) picks the target test images of the
+    attention grid (default: ``daaa_tf.report_plots.target_test_images``). Returns the results.json dict.
+    """
+    from daaa_tf import report_plots as rp
+
+    out_dir = out_dir or run_dir
+    runs, incomplete, notes = collect(run_dir)
+    stats = summarize(runs)
+    task = detect_task(runs)
+    os.makedirs(out_dir, exist_ok=True)
+    plots = {
+        "accuracy": rp.plot_accuracy(runs, os.path.join(out_dir, "accuracy_vs_epoch.png")),
+        "at_trend": rp.plot_at_trend(runs, os.path.join(out_dir, "at_trend.png")),
+        "attention": rp.plot_attention(run_dir, runs, os.path.join(out_dir, "attention_maps.png"), num_images,
+                                       load_images or rp.target_test_images),
+    }
+    text = results_markdown(run_dir, runs, stats, task, incomplete, notes, plots)
+    with io.atomic_path(os.path.join(out_dir, "results.md")) as tmp, open(tmp, "w") as f:
+        f.write(text)
+    result = {"run_dir": os.path.abspath(run_dir), "task": task, "stats": stats,
+              "paper": {v: paper_value(task, v) for v in stats},
+              "incomplete": [os.path.relpath(p, run_dir) for p in incomplete], "notes": notes,
+              "plots": {k: (os.path.basename(p) if p else None) for k, (p, _) in plots.items()},
+              "plot_notes": {k: c for k, (_, c) in plots.items()}}
+    io.write_json(os.path.join(out_dir, "results.json"), result)
+    return result
