@@ -116,12 +116,14 @@ def define_all():
     """Every stage's flags, so one flagfile in configs/ serves every entry point."""
     from export.flags import define_export_flags
     from trainers.cyclegan_flags import define_cyclegan_flags
+    from trainers.revgrad_flags import define_revgrad_flags
 
     define_common()
     define_source_flags()
     define_cyclegan_flags()
     define_adapt_flags()
     define_export_flags()
+    define_revgrad_flags()
     define_pipeline_flags()
 
 

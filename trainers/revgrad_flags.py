@@ -17,9 +17,9 @@ def define_revgrad_flags():
     flags.DEFINE_float("revgrad_dropout", 0.0, "Dropout after each hidden layer of the domain classifier "
                        "(Ganin & Lempitsky used 0.5 on Office).", lower_bound=0.0, upper_bound=0.99)
     flags.DEFINE_float("revgrad_gamma", 10.0, "gamma of lambda_p = 2 / (1 + exp(-gamma p)) - 1.", lower_bound=0.0)
-    flags.DEFINE_enum("revgrad_optimizer", "", ["", "adam", "sgd"], "RevGrad optimizer ('' = --optimizer). "
+    flags.DEFINE_enum("revgrad_optimizer", "sgd", ["", "adam", "sgd"], "RevGrad optimizer ('' = --optimizer). "
                       "Ganin & Lempitsky: sgd (momentum 0.9) with --revgrad_lr=0.01; on the demo Adam 1e-3 (the "
                       "digits --optimizer) made the adversarial game diverge.")
-    flags.DEFINE_float("revgrad_lr", 0.0, "RevGrad eta0 (0 = --lr).", lower_bound=0.0)
+    flags.DEFINE_float("revgrad_lr", 0.01, "RevGrad eta0 (0 = --lr).", lower_bound=0.0)
     flags.DEFINE_float("revgrad_weight", 1.0, "Weight of the domain-classifier loss (the reversal still scales "
                        "the feature gradient by lambda_p).", lower_bound=0.0)
