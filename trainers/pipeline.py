@@ -1,8 +1,8 @@
 """The whole method in one command.  python -m trainers.pipeline [--flagfile=configs/demo.flags] [--seeds=3]
 
 With no flags it runs the embedded demo (MNIST digits -> MNIST-M-style digits shipped in PyPI packages) end
-to end: source network, CycleGAN and translated pair shards, DAAA adaptation, export; then prints the
-results table. Completed stages are skipped on a rerun.
+to end: source network, CycleGAN and translated pair shards, DAAA adaptation, export; then writes the report
+(results.md + plots, see trainers.report) and prints it. Completed stages are skipped on a rerun.
 """
 
 import os
@@ -11,6 +11,7 @@ from absl import flags
 
 from daaa_tf import io
 from daaa_tf import pipeline as pl
+from daaa_tf.report import make_report
 from trainers import flags as f
 
 FLAGS = flags.FLAGS
@@ -29,15 +30,10 @@ def main(argv):
     stages = pl.plan(FLAGS.run_dir, tuple(dict.fromkeys(variants)), seeds, FLAGS.export, FLAGS.revgrad)
     times = pl.run(stages, flagfile)
     io.write_json(os.path.join(FLAGS.run_dir, "pipeline.json"), {"stage_seconds": times})
-    src = io.read_json(os.path.join(FLAGS.run_dir, "source", "metrics.json"), {})
-    print("\nresults (target-test accuracy)")
-    print(f"  source only (S, the source network): {src.get('target_test_accuracy', float('nan')):.4f} "
-          f"(source test {src.get('source_test_accuracy', float('nan')):.4f})")
-    for seed in seeds:
-        for v in dict.fromkeys(variants):
-            m = io.read_json(os.path.join(pl.adapt_dir(FLAGS.run_dir, v, seed, seeds[0]), "metrics.json"), {})
-            print(f"  {v:<10} seed {seed}: {m.get('target_test_accuracy', float('nan')):.4f}")
-    print(f"\nfiles: {os.path.abspath(FLAGS.run_dir)}  (TensorBoard: tensorboard --logdir {FLAGS.run_dir})")
+    make_report(FLAGS.run_dir)
+    with open(os.path.join(FLAGS.run_dir, "results.md")) as fh:
+        print("\n" + fh.read())
+    print(f"files: {os.path.abspath(FLAGS.run_dir)}  (TensorBoard: tensorboard --logdir {FLAGS.run_dir})")
 
 
 if __name__ == "__main__":
