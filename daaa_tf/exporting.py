@@ -48,6 +48,21 @@ def tflite_name(mode):
     return f"model_{mode}.tflite"
 
 
+def artifact_path(export_dir, fmt):
+    """Where format ``fmt`` lives in an export directory."""
+    return os.path.join(export_dir, SAVED_MODEL if fmt == SAVED_MODEL else tflite_name(fmt))
+
+
+def up_to_date(export_dir, fmt, model_sha256):
+    """True if ``fmt`` exists in ``export_dir`` and parity.json says it was installed within its bounds from
+    the model with this sha256 (so re-exporting the same model can keep it instead of refusing)."""
+    parity = read_json(os.path.join(export_dir, PARITY_FILE), {}) or {}
+    row = parity.get("formats", {}).get(fmt, {})
+    return (os.path.exists(artifact_path(export_dir, fmt)) and bool(model_sha256)
+            and parity.get("reference", {}).get("model_sha256") == model_sha256
+            and bool(row.get("ok")) and bool(row.get("installed")))
+
+
 def default_model_path(run_dir):
     """``<run_dir>/adapt/model.keras`` if it exists, else ``<run_dir>/source/model.keras``."""
     adapt = os.path.join(run_dir, "adapt", "model.keras")
@@ -270,12 +285,16 @@ def format_table(parity):
 
 
 def merge_parity(old, reference, rows):
-    """parity.json content: ``rows`` over the rows of ``old`` when it describes the same reference model."""
-    same = bool(old) and {k: old.get("reference", {}).get(k) for k in ("model_sha256", "num_examples")} == {
-        k: reference.get(k) for k in ("model_sha256", "num_examples")}
+    """parity.json content: ``rows`` over the rows of ``old`` when it describes the same model (sha256).
+
+    ``complete`` is true when every format of FORMATS is installed and within its bounds (the pipeline's
+    done marker for the export stage).
+    """
+    same = bool(old) and old.get("reference", {}).get("model_sha256") == reference.get("model_sha256")
     formats = dict(old.get("formats", {})) if same else {}
     formats.update(rows)
-    return {"reference": reference, "formats": formats}
+    complete = all(formats.get(f, {}).get("ok") and formats.get(f, {}).get("installed") for f in FORMATS)
+    return {"complete": bool(complete), "reference": reference, "formats": formats}
 
 
 def file_sha256(path):
@@ -324,7 +343,7 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
                           if lyr.dtype_policy.compute_dtype != "float32"), "float32")
     model = as_float32(model)
     spec = model_spec(model)
-    targets = {f: os.path.join(export_dir, SAVED_MODEL if f == SAVED_MODEL else tflite_name(f)) for f in formats}
+    targets = {f: artifact_path(export_dir, f) for f in formats}
     existing = [p for p in targets.values() if os.path.exists(p)]
     if existing and not overwrite:
         raise ValueError(f"{existing[0]!r} already exists (pass --overwrite to replace it)")
@@ -361,6 +380,7 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
             convert_seconds = time.perf_counter() - start
             row = evaluate_format(runner, parity_images, parity_labels, reference, bounds[fmt],
                                   path=targets[fmt])
+            row["num_examples"] = int(len(parity_images))
             row.update(size_bytes=directory_size(artifact), convert_seconds=round(convert_seconds, 3))
             row["installed"] = row["ok"] or not enforce_bounds
             if row["installed"]:

@@ -3,8 +3,10 @@
   python -m export.saved_model --run_dir=runs/demo [--model=PATH.keras] [--export_dir=DIR] [--overwrite]
 
 Writes <export_dir>/saved_model/ (serving_default, attention, metadata), labels.txt, parity.json; prints the
-parity table and exits with status 1 when the SavedModel is outside its bound (it is then not installed); bad input
-(no model, an existing export without --overwrite) gives one error line and status 2.
+parity table and exits with status 1 when the SavedModel is outside its bound (it is then not installed). An
+existing export is refused unless --overwrite, except one that parity.json shows was exported from the same
+model (sha256) within its bounds: that is kept (so a rerun of the pipeline is a no-op). Bad input (no model,
+a foreign existing export) gives one error line and status 2.
 """
 
 import os
@@ -12,6 +14,7 @@ import sys
 
 from absl import flags
 
+from daaa_tf.io import read_json
 from export.flags import bounds_from_flags, define_export_flags
 from trainers import flags as tflags
 
@@ -19,8 +22,9 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
+    """Every stage's flags (one flagfile in configs/ serves every entry point); idempotent."""
     if "run_dir" not in FLAGS:
-        tflags.define_common()
+        tflags.define_all()
     define_export_flags()
 
 
@@ -57,11 +61,21 @@ def run(formats):
         _say(f"note: --arch={FLAGS.arch} but {model_path} is a {spec['arch']}; using {spec['arch']}")
     if spec["image_size"] != (FLAGS.image_size, FLAGS.image_size):
         _say(f"note: --image_size={FLAGS.image_size} but the model takes {spec['image_size']}; using the model's")
-    if not FLAGS.overwrite:  # refuse before any slow work
-        for fmt in formats:
-            path = os.path.join(export_dir, "saved_model" if fmt == "saved_model" else exporting.tflite_name(fmt))
-            if os.path.exists(path):
-                raise ValueError(f"{path!r} already exists (pass --overwrite to replace it)")
+    sha256 = exporting.file_sha256(model_path)
+    todo = []
+    for fmt in formats:  # refuse before any slow work
+        path = exporting.artifact_path(export_dir, fmt)
+        if os.path.exists(path) and not FLAGS.overwrite:
+            if not exporting.up_to_date(export_dir, fmt, sha256):
+                raise ValueError(f"{path!r} already exists and is not a checked export of {model_path} "
+                                 "(pass --overwrite to replace it)")
+            _say(f"{path}: up to date (same model, within its bounds), kept; --overwrite redoes it")
+            continue
+        todo.append(fmt)
+    if not todo:
+        print(exporting.format_table(read_json(os.path.join(export_dir, exporting.PARITY_FILE))))
+        return 0
+    formats = todo
     num_calibration = FLAGS.num_calibration if "int8" in formats else 0
     if "int8" in formats and not num_calibration:
         raise ValueError("--num_calibration must be > 0 for the int8 TFLite model")
@@ -72,7 +86,7 @@ def run(formats):
         _say(f"note: the target has {len(class_names)} classes, the model {spec['num_classes']}; "
              "labels.txt gets class indices")
         class_names = None
-    info = {"model": os.path.abspath(model_path), "model_sha256": exporting.file_sha256(model_path),
+    info = {"model": os.path.abspath(model_path), "model_sha256": sha256,
             "target": FLAGS.target, "num_calibration": int(0 if calibration is None else len(calibration))}
     parity, failed = exporting.export_formats(
         model, export_dir, formats, images, labels, calibration_images=calibration, class_names=class_names,

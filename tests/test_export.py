@@ -165,11 +165,18 @@ def test_cli_exports_prints_the_table_and_exits_nonzero_out_of_bounds(trained_mo
     parity = json.load(open(tmp_path / "export" / "parity.json"))
     assert set(parity["formats"]) == {"saved_model", "float", "dynamic"}  # rows merged across the two runs
     assert not parity["formats"]["dynamic"]["ok"] and parity["reference"]["target"] == "fake"
-    with pytest.raises(ValueError, match="already exists"):
-        run_cli(export.saved_model.main, common)
     calls.clear()
+    assert run_cli(export.saved_model.main, common) == 0  # same model, within bounds: kept, nothing loaded
+    assert calls == [] and "up to date" in capsys.readouterr().out
     assert run_cli(export.tflite.main, common + ["--tflite_formats=int8", "--num_calibration=50"]) == 0
     assert ("fake", "train", 32, "target") in calls
+    assert not json.load(open(tmp_path / "export" / "parity.json"))["complete"]  # dynamic is missing
+    assert run_cli(export.tflite.main, common + ["--tflite_formats=dynamic"]) == 0
+    assert json.load(open(tmp_path / "export" / "parity.json"))["complete"]
+    other = tmp_path / "other.keras"
+    load_classifier(trained_model).save(other)  # saved again (metadata has the time): another sha256
+    with pytest.raises(ValueError, match="already exists and is not a checked export"):
+        run_cli(export.saved_model.main, [*common[:1], f"--model={other}", *common[2:]])
 
 
 def test_cli_bad_input_is_one_line_and_status_2(trained_model, tmp_path):
@@ -180,7 +187,7 @@ def test_cli_bad_input_is_one_line_and_status_2(trained_model, tmp_path):
     os.makedirs(tmp_path / "export" / "saved_model")
     proc = run_module("export.saved_model", [f"--run_dir={tmp_path}", f"--model={trained_model}"])
     assert proc.returncode == 2 and len(error_lines(proc.stderr)) == 1
-    assert "already exists (pass --overwrite" in proc.stderr
+    assert "already exists and is not a checked export" in proc.stderr
     assert os.listdir(tmp_path / "export") == ["saved_model"]
 
 
