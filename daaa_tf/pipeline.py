@@ -63,14 +63,16 @@ def plan(run_dir, variants=("full",), seeds=(0,), export=True, revgrad=False):
             stages.append(Stage(f"revgrad seed {seed}", "trainers.revgrad", os.path.join(out, "metrics.json"),
                                 (f"--adapt_dir={out}", f"--seed={seed}")))
     if export:
-        stages.append(Stage("export", "export.tflite", os.path.join(run_dir, "export", "parity.json")))
+        stages.append(Stage("export saved_model", "export.saved_model",
+                            os.path.join(run_dir, "export", "saved_model", "saved_model.pb")))
+        stages.append(Stage("export tflite", "export.tflite", os.path.join(run_dir, "export", "parity.json")))
     return stages
 
 
 def is_complete(stage):
     if not os.path.exists(stage.done_file):
         return False
-    if stage.name == "cyclegan":
+    if stage.name in ("cyclegan", "export tflite"):  # manifest.json / parity.json say whether they are complete
         return bool((io.read_json(stage.done_file) or {}).get("complete"))
     return True
 
