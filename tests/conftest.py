@@ -2,11 +2,14 @@
 
 import os
 
+import atexit
+import shutil
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Tests never touch the user's ~/.cache/daaa_tf: one fresh cache per test session (the demo builds in seconds).
 os.environ["DAAA_TF_CACHE"] = tempfile.mkdtemp(prefix="daaa_tf_test_cache_")
+atexit.register(shutil.rmtree, os.environ["DAAA_TF_CACHE"], ignore_errors=True)
 
 import tensorflow as tf  # noqa: E402
 
