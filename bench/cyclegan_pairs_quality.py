@@ -1,0 +1,73 @@
+"""Does the translation keep digit identity? (never run as a test). Prints one JSON object per line.
+
+    python bench/cyclegan_pairs_quality.py --pairs_dir=runs/demo/pairs --target=demo
+
+Trains the digit CNN (Adam 1e-3) once on the real sources x_s (S) and once on their translations
+G^ST(x_s) with the same labels (T_f), both read from the pair shards, and reports the target-test accuracy
+of each (paper, real MNIST -> MNIST-M: S 45.6, T_f 75.0). T_f should clearly beat S.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from daaa_tf.data import load_domain  # noqa: E402
+from daaa_tf.data.pairs import pair_records, parse_pairs, read_manifest  # noqa: E402
+from daaa_tf.models import build_classifier, preprocess  # noqa: E402
+
+flags.DEFINE_string("pairs_dir", "runs/demo/pairs", "Pair shards written by trainers.cyclegan.")
+flags.DEFINE_string("target", "demo", "Target domain spec (its test split is evaluated).")
+flags.DEFINE_integer("image_size", 32, "Image side.")
+flags.DEFINE_integer("epochs", 8, "Classifier epochs.")
+flags.DEFINE_integer("batch_size", 64, "Classifier batch size.")
+flags.DEFINE_list("seeds", ["0", "1"], "Classifier seeds (the mean is reported too).")
+FLAGS = flags.FLAGS
+
+
+def load_pairs(pairs_dir):
+    m = read_manifest(pairs_dir)
+    batches = [parse_pairs(b) for b in pair_records(pairs_dir, "source").batch(1024)]
+    cat = {k: np.concatenate([b[k].numpy() for b in batches]) for k in ("image", "translated", "label")}
+    assert len(cat["label"]) == m["counts"]["source"]
+    return cat
+
+
+def accuracy(train_x, train_y, test_x, test_y, seed):
+    keras.utils.set_random_seed(seed)
+    model = build_classifier("digit_cnn", 10, FLAGS.image_size)
+    logits = keras.Model(model.input, model.output["logits"])
+    logits.compile(keras.optimizers.Adam(1e-3),
+                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    logits.fit(preprocess(train_x, "digit_cnn"), train_y, batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
+               shuffle=True, verbose=0)
+    return float(logits.evaluate(preprocess(test_x, "digit_cnn"), test_y, verbose=0)[1])
+
+
+def main(argv):
+    del argv
+    data = load_pairs(FLAGS.pairs_dir)
+    test = load_domain(FLAGS.target, "test", FLAGS.image_size, role="target")
+    test_x, test_y = zip(*[(x.numpy(), y.numpy()) for x, y in test.dataset()])
+    test_x, test_y = np.stack(test_x), np.array(test_y)
+    results = {}
+    for name, key in (("S", "image"), ("T_f", "translated")):
+        accs = [accuracy(data[key], data["label"], test_x, test_y, int(s)) for s in FLAGS.seeds]
+        results[name] = accs
+        print(json.dumps({"measure": "target_test_accuracy", "train_on": name, "train_images": len(data[key]),
+                          "test_images": len(test_y), "per_seed": accs, "mean": float(np.mean(accs))}),
+              flush=True)
+    print(json.dumps({"measure": "T_f_minus_S", "value": float(np.mean(results["T_f"]) - np.mean(results["S"])),
+                      "paper": {"S": 0.456, "T_f": 0.750}}), flush=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    tf.get_logger().setLevel("ERROR")
+    app.run(main)

@@ -1,0 +1,279 @@
+"""Pair shards: the CycleGAN's translations stored beside their originals (paper section 3.1, Fig. 3).
+
+Layout of ``pairs_dir`` (DESIGN section 5)::
+
+    source-00000-of-00003.tfrecord   image = PNG(x_s), translated = PNG(G^ST(x_s)), label = y_s
+    target-00000-of-00002.tfrecord   image = PNG(x_t), translated = PNG(G^TS(x_t)), label = y_t or -1
+    manifest.json                    counts, image shape, shards (records, bytes, sha256), complete
+
+Each shard is written under a temporary name and renamed when complete; the manifest is rewritten after
+every shard, and ``"complete": true`` is written last. A rerun keeps the shards whose checksum matches the
+manifest and rewrites the others (e.g. one cut short by a kill). Readers::
+
+    m = read_manifest(pairs_dir)                 # raises FileNotFoundError / ValueError when missing / incomplete
+    ds = pair_records(pairs_dir, "source")      # serialized records, deterministic order (cheap to skip())
+    batch = parse_pairs(ds.batch(64) element)    # {"image": uint8 [B,H,W,3], "translated": ..., "label": int32 [B]}
+"""
+
+import hashlib
+import math
+import os
+import re
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from daaa_tf.io import atomic_path, read_json, write_json
+
+KINDS = ("source", "target")
+MANIFEST = "manifest.json"
+_FEATURES = {
+    "image": tf.io.FixedLenFeature([], tf.string),
+    "translated": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def shard_name(kind, index, num_shards):
+    return f"{kind}-{index:05d}-of-{num_shards:05d}.tfrecord"
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_kind(kind):
+    if kind not in KINDS:
+        raise ValueError(f"pair kind must be one of {KINDS}, got {kind!r}")
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_manifest(pairs_dir, verify=False):
+    """Returns the manifest of a complete pair directory as a dict.
+
+    Keys: ``complete`` (True), ``image_shape`` [H, W, 3], ``counts`` {kind: records}, ``shards``
+    {kind: [{"file", "records", "bytes", "sha256"}]}, ``shard_size``, ``fingerprint``. Checks every shard
+    exists with the recorded size; ``verify=True`` also checks the sha256 checksums.
+    """
+    path = os.path.join(pairs_dir, MANIFEST)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
+    m = read_json(path)
+    if not m.get("complete"):
+        raise ValueError(f"{path}: the pair shards are incomplete (rerun trainers.cyclegan to finish them)")
+    for kind in KINDS:
+        for entry in m["shards"].get(kind, []):
+            shard = os.path.join(pairs_dir, entry["file"])
+            if not os.path.exists(shard):
+                raise FileNotFoundError(f"{shard}: pair shard listed in {path} is missing")
+            if os.path.getsize(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
+                raise ValueError(f"{shard}: pair shard is truncated or changed (checksum differs from {path}); "
+                                 "rerun trainers.cyclegan to rewrite it")
+    return m
+
+
+def pair_records(pairs_dir, kind):
+    """tf.data of the serialized records of ``kind`` ("source" | "target"), shard by shard, in manifest order."""
+    _check_kind(kind)
+    m = read_manifest(pairs_dir)
+    files = [os.path.join(pairs_dir, e["file"]) for e in m["shards"].get(kind, [])]
+    if not files:
+        raise ValueError(f"{os.path.join(pairs_dir, MANIFEST)}: no {kind} pair shards")
+    return tf.data.TFRecordDataset(files)
+
+
+def parse_pairs(serialized, image_shape=None):
+    """Parses a batch of serialized pair records: {"image", "translated": uint8 [B,H,W,3], "label": int32 [B]}.
+
+    A scalar (unbatched) record gives unbatched tensors. ``image_shape`` (H, W, 3) fixes the static shape.
+    """
+    single = serialized.shape.rank == 0
+    if single:
+        serialized = tf.expand_dims(serialized, 0)
+    f = tf.io.parse_example(serialized, _FEATURES)
+    spec = tf.TensorSpec([None, None, 3], tf.uint8)
+
+    def decode(png):
+        return tf.map_fn(lambda b: tf.io.decode_png(b, channels=3), png, fn_output_signature=spec)
+
+    out = {"image": decode(f["image"]), "translated": decode(f["translated"]),
+           "label": tf.cast(f["label"], tf.int32)}
+    if image_shape is not None:
+        for key in ("image", "translated"):
+            out[key] = tf.ensure_shape(out[key], [None, *image_shape])
+    if single:
+        out = {k: v[0] for k, v in out.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+@tf.function(reduce_retracing=True)
+def _encode_png_batch(images):
+    return tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string, parallel_iterations=16)
+
+
+def _encode_pngs(images):
+    return _encode_png_batch(tf.convert_to_tensor(images, tf.uint8)).numpy()
+
+
+def _example(image_png, translated_png, label):
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_png])),
+        "translated": tf.train.Feature(bytes_list=tf.train.BytesList(value=[translated_png])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
+    })).SerializeToString()
+
+
+class _Manifest:
+    """The manifest being built: ``complete`` false until every kind is written."""
+
+    def __init__(self, pairs_dir, image_shape, shard_size, fingerprint):
+        self.path = os.path.join(pairs_dir, MANIFEST)
+        old = read_json(self.path, {}) or {}
+        same = (old.get("fingerprint") == fingerprint and old.get("image_shape") == list(image_shape)
+                and old.get("shard_size") == shard_size)
+        self.data = old if same else {"fingerprint": fingerprint, "image_shape": list(image_shape),
+                                      "shard_size": shard_size, "counts": {}, "shards": {}, "kinds_complete": {}}
+        self.data["complete"] = False
+
+    def done_entry(self, pairs_dir, kind, name, records):
+        """The manifest entry of shard ``name`` if its file is intact (size and sha256 match), else None."""
+        for e in self.data["shards"].get(kind, []):
+            path = os.path.join(pairs_dir, name)
+            if (e["file"] == name and e["records"] == records and os.path.exists(path)
+                    and os.path.getsize(path) == e["bytes"] and sha256_file(path) == e["sha256"]):
+                return e
+        return None
+
+    def save(self):
+        write_json(self.path, self.data)
+
+
+def write_translated_shards(pairs_dir, kind, dataset, num_examples, translate_fn, batch_size=256,
+                            shard_size=10000, fingerprint=None, progress=True, complete_when=KINDS):
+    """Translates an unbatched ``(uint8 [H, W, 3], label)`` dataset into ``kind`` pair shards, resumably.
+
+    ``translate_fn``: uint8 [B, H, W, 3] -> uint8 [B, H, W, 3] (a generator). ``dataset`` must yield its
+    ``num_examples`` elements in a fixed order. Shards whose checksum matches the manifest are kept (and not
+    translated again); the manifest becomes ``complete`` once every kind in ``complete_when`` is written.
+    A changed ``fingerprint`` (e.g. another generator step) starts the directory over.
+    Returns the manifest dict.
+    """
+    shape = [int(d) for d in dataset.element_spec[0].shape]
+
+    def batches_from(start):
+        for images, labels in dataset.skip(start).batch(batch_size).prefetch(2):
+            images = images.numpy()
+            yield images, np.asarray(translate_fn(images)), labels.numpy()
+
+    return _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size, fingerprint or {},
+                         progress, complete_when)
+
+
+def _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size, fingerprint, progress,
+                  complete_when, reuse=True):
+    """Writes the missing shards of ``kind``; ``batches_from(start)`` yields (images, translated, labels)."""
+    _check_kind(kind)
+    if num_examples < 1:
+        raise ValueError(f"no {kind} images to translate into {pairs_dir}")
+    manifest = _Manifest(pairs_dir, shape, int(shard_size), fingerprint)
+    num_shards = math.ceil(num_examples / shard_size)
+    names = [shard_name(kind, i, num_shards) for i in range(num_shards)]
+    sizes = [min(shard_size, num_examples - i * shard_size) for i in range(num_shards)]
+    entries = [manifest.done_entry(pairs_dir, kind, n, c) if reuse else None for n, c in zip(names, sizes)]
+    _remove_stale(pairs_dir, kind, set(names))
+    manifest.data["counts"][kind] = num_examples
+    manifest.data["kinds_complete"][kind] = False
+    manifest.data["shards"][kind] = [e for e in entries if e]
+    manifest.save()
+    todo = [i for i, e in enumerate(entries) if e is None]
+    bar = _progress(sum(sizes[i] for i in todo), f"translating {kind}") if progress and todo else None
+    reader = None
+    for i in todo:
+        start = i * shard_size
+        if reader is None or reader.position != start:  # reposition only after kept shards
+            reader = _Reader(batches_from(start), start)
+        entries[i] = _write_shard(pairs_dir, names[i], sizes[i], reader, bar)
+        manifest.data["shards"][kind] = [e for e in entries if e]
+        manifest.save()
+    manifest.data["kinds_complete"][kind] = True
+    manifest.data["complete"] = all(manifest.data["kinds_complete"].get(k) for k in complete_when)
+    manifest.save()  # "complete": true is the last thing written
+    return manifest.data
+
+
+class _Reader:
+    """Hands out exactly ``n`` records at a time from an iterator of batches, splitting batches as needed."""
+
+    def __init__(self, batches, position):
+        self.batches, self.position, self.carry = batches, position, None
+
+    def take(self, n):
+        if self.carry is None:
+            self.carry = next(self.batches)
+        images, translated, labels = self.carry
+        n = min(n, len(images))
+        self.carry = (images[n:], translated[n:], labels[n:]) if n < len(images) else None
+        self.position += n
+        return images[:n], translated[:n], labels[:n]
+
+
+def _write_shard(pairs_dir, name, count, reader, bar):
+    path = os.path.join(pairs_dir, name)
+    with atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            written = 0
+            while written < count:
+                images, translated, labels = reader.take(count - written)
+                for a, b, y in zip(_encode_pngs(images), _encode_pngs(translated), labels):
+                    writer.write(_example(a, b, y))
+                written += len(images)
+                if bar is not None:
+                    bar.add(len(images))
+        entry = {"file": name, "records": count, "bytes": os.path.getsize(tmp), "sha256": sha256_file(tmp)}
+    return entry
+
+
+def _remove_stale(pairs_dir, kind, keep):
+    """Deletes ``kind`` shards of another shard count (a rerun with a new --shard_size)."""
+    if not os.path.isdir(pairs_dir):
+        return
+    pattern = re.compile(rf"^{kind}-\d{{5}}-of-\d{{5}}\.tfrecord$")
+    for name in os.listdir(pairs_dir):
+        if pattern.match(name) and name not in keep:
+            os.remove(os.path.join(pairs_dir, name))
+
+
+def _progress(total, label):
+    import keras
+
+    print(label, file=sys.stderr)
+    return keras.utils.Progbar(total, unit_name="image")
+
+
+def write_pair_shards(pairs_dir, kind, images, translated, labels, shard_size=1000):
+    """Writes given arrays as ``kind`` pair shards (for tests and tools): uint8 [N, H, W, 3] x 2, labels [N].
+
+    Call it for both "source" and "target"; the manifest is complete once both are written.
+    """
+    images, translated = np.asarray(images, np.uint8), np.asarray(translated, np.uint8)
+    labels = np.asarray(labels, np.int64)
+    if images.shape != translated.shape or images.ndim != 4 or len(labels) != len(images):
+        raise ValueError(f"write_pair_shards: images {images.shape}, translated {translated.shape} and labels "
+                         f"{labels.shape} must be [N, H, W, 3], [N, H, W, 3], [N]")
+
+    def batches_from(start, batch=256):
+        for i in range(start, len(images), batch):
+            yield images[i:i + batch], translated[i:i + batch], labels[i:i + batch]
+
+    return _write_shards(pairs_dir, kind, list(images.shape[1:]), len(images), batches_from, int(shard_size),
+                         {"written_by": "write_pair_shards"}, False, KINDS, reuse=False)

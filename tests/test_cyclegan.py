@@ -1,0 +1,133 @@
+"""CycleGAN library: fake pool, train_step, resume = uninterrupted, samples, translation, input checks."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from daaa_tf import cyclegan as cg
+from daaa_tf.data import pairs
+from daaa_tf.models.cyclegan import ImagePool
+
+TINY = dict(image_size=8, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=2, batch_size=4)
+
+
+def _domains(n_s=14, n_t=10):
+    rng = np.random.default_rng(0)
+    src = cg.ArrayDomain(rng.integers(0, 256, (n_s, 8, 8, 3)), np.arange(n_s) % 10)
+    tgt = cg.ArrayDomain(rng.integers(0, 256, (n_t, 8, 8, 3)))
+    return src, tgt
+
+
+def test_image_pool_fills_then_swaps_deterministically():
+    pool = ImagePool(3, (1, 1, 1), seed=0)
+    first = np.arange(1, 3, dtype="float32").reshape(2, 1, 1, 1)
+    np.testing.assert_array_equal(pool(first, step=0).numpy(), first)  # filling: shown as is
+    second = np.arange(3, 7, dtype="float32").reshape(4, 1, 1, 1)
+    shown = pool(second, step=1).numpy().ravel()
+    assert shown[0] == 3  # fills the last free slot
+    assert int(pool.count.value) == 3
+    stored = set(pool.buffer.value.numpy().ravel())
+    assert 3 in stored and stored <= {1, 2, 3, 4, 5, 6}
+    for got, new in zip(shown[1:], second.ravel()[1:]):
+        assert got == new or got in {1, 2, 3}  # either the new fake or an older one it replaced
+    fresh = ImagePool(3, (1, 1, 1), seed=0)
+    fresh(first, step=0)
+    np.testing.assert_array_equal(fresh(second, step=1).numpy().ravel(), shown)  # same (seed, step): same draws
+    many = np.full((64, 1, 1, 1), 9, "float32")
+    assert 10 < int(np.sum(pool(many, step=2).numpy() != 9)) < 54  # about half show an old image
+
+
+def test_train_step_updates_all_networks_and_tracks_losses():
+    model = cg.build_cyclegan(cg.CycleGANConfig(**TINY, identity_weight=5.0, gan_loss="bce"))
+    before = {k: [w.copy() for w in getattr(model, k).get_weights()] for k in cg.NETWORKS}
+    src, tgt = _domains()
+    data = cg.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4)
+    logs = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
+    assert set(logs) == {"g_st_adv", "g_ts_adv", "cycle", "identity", "g_total", "d_s", "d_t"}
+    assert all(np.isfinite(v[-1]) for v in logs.values())
+    assert model.step_count() == 2 and all(int(model.optimizers[k].iterations) == 2 for k in cg.NETWORKS)
+    for k in cg.NETWORKS:
+        assert any(np.any(a != b) for a, b in zip(before[k], getattr(model, k).get_weights())), k
+    assert int(model.pool_t.count.value) == 8
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_step(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = cg.build_cyclegan(cg.CycleGANConfig(**TINY))
+        src, tgt = _domains()
+        logs = model.fit(cg.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4), steps_per_epoch=1,
+                         epochs=1, verbose=0).history
+        assert all(np.isfinite(v[-1]) for v in logs.values())
+        assert model.g_st(np.zeros((1, 8, 8, 3), "float32")).dtype == "float32"
+        assert isinstance(model.optimizers["d_s"], keras.optimizers.LossScaleOptimizer) == (
+            policy == "mixed_float16")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _state(model):
+    out = {k: getattr(model, k).get_weights() for k in cg.NETWORKS}
+    out["opt"] = [v.numpy() for k in cg.NETWORKS for v in model.optimizers[k].variables]
+    out["pool"] = [model.pool_s.buffer.value.numpy(), model.pool_t.buffer.value.numpy()]
+    return out
+
+
+def test_resume_matches_uninterrupted_run_and_translates(tmp_path):
+    src, tgt = _domains()
+    cfg = cg.CycleGANConfig(**TINY, pool_size=3, steps=5, steps_per_epoch=3)
+    keras.utils.set_random_seed(0)
+    straight, m = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "a"), verbose=0)
+    assert m["step"] == 5 and m["complete"] and [h["step"] for h in m["history"]] == [3, 5]
+    keras.utils.set_random_seed(0)
+    first, _ = cg.train_cyclegan(cg.CycleGANConfig(**{**cfg.__dict__, "steps": 3}), src, tgt,
+                                 str(tmp_path / "b"), verbose=0)
+    del first  # "killed" after the step-3 checkpoint
+    keras.utils.set_random_seed(1)  # another initialisation: the checkpoint must overwrite all of it
+    resumed, m2 = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "b"), verbose=0)
+    assert m2["step"] == 5 and [h["step"] for h in m2["history"]] == [3, 5]
+    a, b = _state(straight), _state(resumed)
+    for key in a:
+        for x, y in zip(a[key], b[key]):
+            np.testing.assert_allclose(x, y, atol=1e-6, err_msg=key)
+    again, m3 = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "b"), verbose=0)  # complete: no training
+    assert m3["step"] == 5 and m3["images_per_s_this_run"] is None
+    # Sample grid: 8 rows of samples, 6 images + a 4-pixel gap per row.
+    grid = tf.io.decode_png(open(tmp_path / "a" / "samples.png", "rb").read()).numpy()
+    assert grid.shape == (8 * 8, 6 * 8 + 4, 3)
+    assert os.path.exists(tmp_path / "a" / "samples" / "step_0000005.png")
+    assert os.path.exists(tmp_path / "a" / "g_st.keras") and os.listdir(tmp_path / "a" / "tensorboard")
+    # Translation into pair shards.
+    pairs_dir = str(tmp_path / "pairs")
+    info = cg.translate_domains(straight, src, tgt, pairs_dir, batch_size=4, shard_size=6, progress=False)
+    assert info["translated"] == 24 and info["shards"] == {"source": 3, "target": 2}
+    manifest = pairs.read_manifest(pairs_dir, verify=True)
+    assert manifest["fingerprint"]["step"] == 5 and manifest["image_shape"] == [8, 8, 3]
+    batch = pairs.parse_pairs(next(iter(pairs.pair_records(pairs_dir, "target").batch(10))))
+    np.testing.assert_array_equal(batch["image"].numpy(), tgt.images)
+    np.testing.assert_array_equal(batch["translated"].numpy(), straight.translate(tgt.images, "ts").numpy())
+    assert set(batch["label"].numpy()) == {-1}
+
+
+def test_conform_images_resizes_or_fails():
+    gray = tf.data.Dataset.from_tensor_slices((np.zeros((3, 28, 28, 1), np.uint8), np.zeros(3, np.int32)))
+    fixed = cg.conform_images(gray, 32, "resize")
+    x, _ = next(iter(fixed))
+    assert x.shape == (32, 32, 3) and x.dtype == tf.uint8
+    with pytest.raises(ValueError, match="--target: images are 28x28x1.*on_size_mismatch"):
+        cg.conform_images(gray, 32, "error", name="--target")
+    ok = tf.data.Dataset.from_tensor_slices((np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2, np.int32)))
+    assert cg.conform_images(ok, 32, "error").element_spec[0].shape == (32, 32, 3)
+
+
+def test_bad_settings():
+    with pytest.raises(ValueError, match="--cycle_weight"):
+        cg.build_cyclegan(cg.CycleGANConfig(**{**TINY, "cycle_weight": -1}))
+    with pytest.raises(ValueError, match="--gan_loss"):
+        cg.build_cyclegan(cg.CycleGANConfig(**{**TINY, "gan_loss": "wgan"}))
+    with pytest.raises(ValueError, match="optimizers missing"):
+        cg.build_cyclegan(cg.CycleGANConfig(**TINY)).compile({"g_st": keras.optimizers.Adam()})
