@@ -16,7 +16,7 @@ from daaa_tf.models.cyclegan import load_generator
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--source=demo", "--target=demo", "--image_size=16", "--gen_width=4", "--gen_blocks=1", "--disc_width=4",
         "--disc_layers=1", "--cyclegan_batch_size=4", "--translate_batch_size=512", "--shard_size=1500",
-        "--strategy=default", "--precision=float32"]
+        "--strategy=default", "--precision=float32", "--cyclegan_precision=mixed_bfloat16"]
 
 
 def _cmd(run_dir, *extra):

@@ -33,7 +33,7 @@ def main(argv):
     del argv
     cfg = cyclegan_config()
     runtime.set_seed(FLAGS.seed)
-    runtime.set_precision(FLAGS.precision)
+    runtime.set_precision(FLAGS.cyclegan_precision or FLAGS.precision)
     strategy = runtime.make_strategy(FLAGS.strategy)
     out = f.stage_dir("cyclegan")
     pairs_dir = f.path_or_default(FLAGS.pairs_dir if "pairs_dir" in FLAGS else "", "pairs")

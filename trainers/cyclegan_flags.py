@@ -44,5 +44,7 @@ def define_cyclegan_flags():
     flags.DEFINE_integer("translate_batch_size", 256, "Batch size when translating the training sets.",
                          lower_bound=1)
     flags.DEFINE_integer("shard_size", 10000, "Records per pair shard.", lower_bound=1)
+    flags.DEFINE_enum("cyclegan_precision", "", ["", "float32", "mixed_bfloat16", "mixed_float16"], "Dtype policy "
+                      "of this stage only (empty = --precision); mixed_bfloat16 was 1.5x faster on CPU, stable.")
     flags.DEFINE_enum("on_size_mismatch", "resize", ["resize", "error"], "Source/target images that are not "
                       "image_size x image_size x 3: resize (and convert to RGB) them, or stop with an error.")
