@@ -34,7 +34,7 @@ class AdaptConfig:
     beta: float = 1.0
     attention_criterion: str = "l2"
     threshold: float = 0.95
-    sync_every: int = 200
+    sync_every: int = 150
     restart_lr: bool = True
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -94,7 +94,7 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     tensorboard = keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)
     start = time.time()
     model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-                        initial_epoch=initial_epoch, validation_data=val,
+                        initial_epoch=initial_epoch, validation_data=val, shuffle=False,
                         callbacks=[sync, steps, guard, backup, tensorboard,
                                    AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch),
                                    *extra_callbacks],

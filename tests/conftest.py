@@ -1,8 +1,7 @@
 """Test setup: two logical CPU devices (for MirroredStrategy tests), quiet TF logs."""
 
-import os
-
 import atexit
+import os
 import shutil
 import tempfile
 

@@ -12,22 +12,26 @@ MAX_POOL_SIZE = 1000
 
 
 def define_cyclegan_flags():
-    """Every flag of the CycleGAN stage (names are prefixed or distinct from the adaptation stage's)."""
+    """Every flag of the CycleGAN stage (names are prefixed or distinct from the adaptation stage's).
+
+    The defaults are the embedded demo's (configs/demo.flags); configs/mnist_to_mnistm.flags and the Office-31
+    configs set larger networks.
+    """
     if "cyclegan_steps" in FLAGS:
         return
-    flags.DEFINE_integer("cyclegan_steps", 2000, "CycleGAN training steps (one step updates G^ST, G^TS, D^S, "
+    flags.DEFINE_integer("cyclegan_steps", 1000, "CycleGAN training steps (one step updates G^ST, G^TS, D^S, "
                          "D^T once).", lower_bound=0)
-    flags.DEFINE_integer("cyclegan_batch_size", 32, "CycleGAN global batch size (per domain).", lower_bound=1)
-    flags.DEFINE_integer("cyclegan_steps_per_epoch", 200, "Steps per CycleGAN epoch: a checkpoint (the resume "
+    flags.DEFINE_integer("cyclegan_batch_size", 16, "CycleGAN global batch size (per domain).", lower_bound=1)
+    flags.DEFINE_integer("cyclegan_steps_per_epoch", 100, "Steps per CycleGAN epoch: a checkpoint (the resume "
                          "point), a sample grid and a metrics.json update after each.", lower_bound=1)
-    flags.DEFINE_integer("gen_width", 32, "k of the ResNet generator (c7s1-k, d2k, d4k, R4k, u2k, uk).",
+    flags.DEFINE_integer("gen_width", 16, "k of the ResNet generator (c7s1-k, d2k, d4k, R4k, u2k, uk).",
                          lower_bound=1)
     flags.DEFINE_integer("gen_blocks", 3, "Residual blocks of the generator (digits 3-6, Office-31 9).",
                          lower_bound=0)
     flags.DEFINE_enum("cyclegan_upsample", "resize", ["resize", "transpose"], "Generator upsampling: "
                       "nearest resize + 3x3 conv (no checkerboard) or stride-2 transposed conv (original).")
-    flags.DEFINE_integer("disc_width", 64, "Width of the first PatchGAN layer.", lower_bound=1)
-    flags.DEFINE_integer("disc_layers", 3, "Stride-2 PatchGAN layers (3 = 70x70 patches at 256 px).",
+    flags.DEFINE_integer("disc_width", 32, "Width of the first PatchGAN layer.", lower_bound=1)
+    flags.DEFINE_integer("disc_layers", 2, "Stride-2 PatchGAN layers (3 = 70x70 patches at 256 px).",
                          lower_bound=1)
     flags.DEFINE_enum("gan_loss", "lsgan", ["lsgan", "bce"], "GAN loss: least squares (CycleGAN default) or "
                       "the log form of Eq. 1.")
@@ -38,13 +42,14 @@ def define_cyclegan_flags():
                        upper_bound=MAX_CYCLE_WEIGHT)
     flags.DEFINE_integer("pool_size", 50, "Past fakes kept per discriminator (0 = no pool).", lower_bound=0,
                          upper_bound=MAX_POOL_SIZE)
-    flags.DEFINE_float("cyclegan_lr", 2e-4, "Adam learning rate of all four networks.", lower_bound=0.0)
+    flags.DEFINE_float("cyclegan_lr", 4e-4, "Adam learning rate of all four networks.", lower_bound=0.0)
     flags.DEFINE_float("cyclegan_beta1", 0.5, "Adam beta_1 of all four networks.", lower_bound=0.0,
                        upper_bound=1.0)
     flags.DEFINE_integer("translate_batch_size", 256, "Batch size when translating the training sets.",
                          lower_bound=1)
     flags.DEFINE_integer("shard_size", 10000, "Records per pair shard.", lower_bound=1)
-    flags.DEFINE_enum("cyclegan_precision", "", ["", "float32", "mixed_bfloat16", "mixed_float16"], "Dtype policy "
+    flags.DEFINE_enum("cyclegan_precision", "mixed_bfloat16", ["", "float32", "mixed_bfloat16", "mixed_float16"],
+                      "Dtype policy "
                       "of this stage only (empty = --precision); mixed_bfloat16 was 1.5x faster on CPU, stable.")
     flags.DEFINE_enum("on_size_mismatch", "resize", ["resize", "error"], "Source/target images that are not "
                       "image_size x image_size x 3: resize (and convert to RGB) them, or stop with an error.")

@@ -61,7 +61,13 @@ def run_main(main):
         except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
             fail(str(e))
 
-    app.run(wrapped)
+    def quiet(argv):
+        # TF's checkpoint saver logs an INFO line per save into the progress bar; -v / --verbosity restores it.
+        if not FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
+        return wrapped(argv)
+
+    app.run(quiet)
 
 
 def define_source_flags():
@@ -85,7 +91,7 @@ def define_adapt_flags():
     flags.DEFINE_enum("attention_criterion", "l2", ["l2", "l1", "mmd", "jmmd"], "Alignment criterion (Table 4).")
     flags.DEFINE_float("threshold", 0.95, "p_t: keep target samples whose max posterior >= p_t (0 = EM-B).",
                        lower_bound=0.0, upper_bound=1.0)
-    flags.DEFINE_integer("sync_every", 200, "N of Eq. 11: copy the target net into M_post every N steps "
+    flags.DEFINE_integer("sync_every", 150, "N of Eq. 11: copy the target net into M_post every N steps "
                          "(1 = EM-A, synchronous).", lower_bound=1)
     flags.DEFINE_boolean("restart_lr", True, "Restart the LR schedule after each M_post sync (false = EM-C).")
     flags.DEFINE_enum("optimizer", "adam", ["adam", "sgd"], "Adaptation optimizer (digits: adam; Office: sgd).")
