@@ -8,7 +8,7 @@ import time
 import keras
 import numpy as np
 
-from daaa_tf import io, runtime
+from daaa_tf import StageError, io, runtime
 from daaa_tf.adaptation import build_daaa
 from daaa_tf.data import load_domain
 from daaa_tf.data.mixing import DEFAULT_PROPORTIONS, STREAMS, adaptation_dataset
@@ -100,7 +100,7 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
                                    *extra_callbacks],
                         verbose=2 if os.environ.get("CI") else "auto")
     if guard.bad_step is not None:
-        raise RuntimeError(f"the adaptation loss became NaN/inf at step {guard.bad_step}; the last good state "
+        raise StageError(f"the adaptation loss became NaN/inf at step {guard.bad_step}; the last good state "
                            f"is kept in {cfg.out_dir}/backup (lower --lr or --beta and rerun to resume)")
     with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
         model.target.save(tmp)

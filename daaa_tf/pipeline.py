@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from daaa_tf import io
+from daaa_tf import StageError, io
 
 # Table 1 / Table 3 / Table 4 variants as flag overrides of the adaptation stage.
 VARIANTS = {
@@ -97,7 +97,7 @@ def run(stages, flagfile, log=print):
         cmd = [sys.executable, "-m", stage.module, f"--flagfile={flagfile}", *stage.args]
         result = subprocess.run(cmd)
         if result.returncode:
-            raise RuntimeError(f"stage {stage.name!r} failed (exit {result.returncode}): {' '.join(cmd)}; "
+            raise StageError(f"stage {stage.name!r} failed (exit {result.returncode}): {' '.join(cmd)}; "
                                "fix the cause and rerun the pipeline: completed stages are skipped")
         times[stage.name] = time.time() - t0
     return times

@@ -8,7 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
-from daaa_tf import io, runtime
+from daaa_tf import StageError, io, runtime
 from daaa_tf.data import load_domain
 from daaa_tf.models import build_classifier, preprocess
 from daaa_tf.resume import Backup
@@ -78,7 +78,7 @@ def train_source(cfg: SourceConfig):
                    keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"))],
         verbose=2 if os.environ.get("CI") else "auto")
     if any(not math.isfinite(v) for v in history.history.get("loss", [])):
-        raise RuntimeError(f"source training diverged (NaN loss); the last good epoch is kept in "
+        raise StageError(f"source training diverged (NaN loss); the last good epoch is kept in "
                            f"{cfg.out_dir}/backup — lower --lr and rerun")
     results = {}
     for name, domain in (("source_test", src_test), ("target_test", tgt_test)):

@@ -114,3 +114,28 @@ def test_adapt_cli_end_to_end_and_bad_input(workdir, tmp_path):
     missing = subprocess.run(base + [f"--source_model={tmp_path / 'nope.keras'}", f"--adapt_dir={tmp_path / 'b'}"],
                              capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "nope.keras" in missing.stderr and "Traceback" not in missing.stderr
+
+
+class Poison(keras.callbacks.Callback):
+    """Makes the target weights NaN after update 6 (in epoch 2): the next loss is NaN."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == 6:
+            weights = self.model.target.get_weights()
+            weights[-1][...] = np.nan  # the classifier bias: the logits become NaN
+            self.model.target.set_weights(weights)
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_backup(workdir, tmp_path):
+    from daaa_tf import StageError
+    from daaa_tf.resume import Backup
+
+    out = tmp_path / "nan"
+    with pytest.raises(StageError, match="NaN/inf at step 7"):
+        run_adaptation(_cfg(workdir, out), extra_callbacks=[Poison()])
+    assert not (out / "model.keras").exists()
+    assert Backup.exists(str(out / "backup"))
+    import json
+
+    history = json.loads((out / "backup" / "history.json").read_text())
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])  # only the good epoch was backed up

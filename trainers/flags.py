@@ -55,10 +55,12 @@ def run_main(main):
     """absl.app.run(main) turning expected user errors into one line instead of a traceback."""
     from absl import app
 
+    from daaa_tf import StageError
+
     def wrapped(argv):
         try:
             return main(argv)
-        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as e:
+        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, StageError) as e:
             fail(str(e))
 
     def quiet(argv):

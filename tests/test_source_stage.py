@@ -1,0 +1,37 @@
+"""The source stage as a user runs it: python -m trainers.source on the embedded demo, and bad flags."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def run(args, tmp_path):
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "trainers.source", f"--run_dir={tmp_path}", *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
+    out = run(["--source_epochs=1"], tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "source only: source test accuracy" in out.stdout
+    m = json.loads((tmp_path / "source" / "metrics.json").read_text())
+    assert m["source"] == "demo:mnist" and m["target"] == "demo:mnist_m" and m["num_classes"] == 10
+    assert m["source_test_accuracy"] > 0.5  # one epoch on 2,000 real digits
+    assert 0.0 <= m["target_test_accuracy"] <= 1.0
+    assert (tmp_path / "source" / "model.keras").exists()
+    assert "--source_epochs=1" in (tmp_path / "source" / "flags.txt").read_text()
+    assert os.listdir(tmp_path / "source" / "tensorboard")
+    # rerun with more epochs resumes after the completed one instead of starting again
+    again = run(["--source_epochs=2"], tmp_path)
+    assert again.returncode == 0 and "resuming the source stage after epoch 1" in again.stdout
+
+
+def test_bad_flags_and_domains_give_one_line(tmp_path):
+    for args, needle in ((["--image_size=4"], "image_size"), (["--source=nowhere:/x"], "nowhere"),
+                         (["--source=mnist:/definitely/missing"], "/definitely/missing"),
+                         (["--arch=vgg"], "arch")):
+        out = run(args, tmp_path)
+        assert out.returncode != 0, args
+        assert needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr[-1500:])
