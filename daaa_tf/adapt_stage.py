@@ -98,7 +98,7 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
                         callbacks=[sync, steps, guard, backup, tensorboard,
                                    AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch),
                                    *extra_callbacks],
-                        verbose=2 if os.environ.get("CI") else "auto")
+                        verbose=runtime.fit_verbosity())
     if guard.bad_step is not None:
         raise StageError(f"the adaptation loss became NaN/inf at step {guard.bad_step}; the last good state "
                            f"is kept in {cfg.out_dir}/backup (lower --lr or --beta and rerun to resume)")

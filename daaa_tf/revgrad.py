@@ -294,7 +294,7 @@ def run_revgrad(cfg: RevGradConfig):
                         initial_epoch=initial_epoch, validation_data=val,
                         callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
                                    keras.callbacks.TensorBoard(tb_dir)],
-                        verbose=2 if os.environ.get("CI") else "auto")
+                        verbose=runtime.fit_verbosity())
     if guard.bad_step is not None:
         raise RuntimeError(f"the RevGrad loss became NaN/inf at step {guard.bad_step}; the last good state is "
                            f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")

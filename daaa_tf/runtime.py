@@ -55,3 +55,10 @@ def set_precision(policy="float32"):
     if policy not in PRECISIONS:
         raise ValueError(f"--precision: expected one of {PRECISIONS}, got {policy!r}")
     keras.mixed_precision.set_global_policy(policy)
+
+
+def fit_verbosity():
+    """Keras progress bars on a terminal; one line per epoch when the output goes to a file or CI log."""
+    import sys
+
+    return "auto" if sys.stdout.isatty() and not os.environ.get("CI") else 2

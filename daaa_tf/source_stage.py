@@ -76,7 +76,7 @@ def train_source(cfg: SourceConfig):
         validation_data=batched(src_test, cfg.arch, cfg.eval_batch_size),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
                    keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"))],
-        verbose=2 if os.environ.get("CI") else "auto")
+        verbose=runtime.fit_verbosity())
     if any(not math.isfinite(v) for v in history.history.get("loss", [])):
         raise StageError(f"source training diverged (NaN loss); the last good epoch is kept in "
                            f"{cfg.out_dir}/backup — lower --lr and rerun")
