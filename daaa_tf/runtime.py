@@ -7,6 +7,7 @@ import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+_STRATEGIES = {}  # one MirroredStrategy per process, reused
 
 
 def make_strategy(name="auto"):
@@ -14,7 +15,8 @@ def make_strategy(name="auto"):
 
     auto: a TPU if one is attached (TPU_NAME set), MirroredStrategy over all GPUs if there are several,
     otherwise the default strategy. mirrored: all GPUs, or all logical CPUs when there is no GPU (the test
-    setup). multi_worker: MultiWorkerMirroredStrategy (reads TF_CONFIG). tpu: TPUStrategy.
+    setup; created once per process and reused). multi_worker: MultiWorkerMirroredStrategy (reads TF_CONFIG).
+    tpu: TPUStrategy.
     """
     if name not in STRATEGIES:
         raise ValueError(f"--strategy: expected one of {STRATEGIES}, got {name!r}")
@@ -28,9 +30,14 @@ def make_strategy(name="auto"):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
+        if "mirrored" not in _STRATEGIES:
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+            # Several MirroredStrategy objects in one process reuse collective instance keys and can abort
+            # with "Shape mismatch in the collective instance"; on CPUs reduce through one device instead.
+            ops = None if gpus else tf.distribute.ReductionToOneDevice()
+            _STRATEGIES["mirrored"] = tf.distribute.MirroredStrategy(devices, cross_device_ops=ops)
+        return _STRATEGIES["mirrored"]
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
