@@ -3,8 +3,8 @@
 The SavedModel is written with ``keras.export.ExportArchive`` and custom uint8 endpoints (preprocessing inside
 the graph), never with a bare ``tf.Module`` holding the Keras model: that saves a correct SavedModel but its
 TFLite conversion keeps uninitialised variables and silently returns NaN (DESIGN section 8). Every format is
-compared with the Keras model on the target test set (``parity``), and a format outside its bound is not
-installed (``check_bounds``).
+compared with the Keras model on the target test set (``daaa_tf.parity``), and a format outside its bound is
+not installed (``daaa_tf.parity.check_bounds``).
 
 Signatures of ``saved_model/``:
   serving_default(images: uint8 [N, H, W, 3]) -> {probabilities: float32 [N, K], class_ids: int32 [N]}
@@ -25,6 +25,7 @@ import tensorflow as tf
 from daaa_tf.attention import attention_map
 from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.models import ARCHS, preprocess
+from daaa_tf.parity import FORMATS, PARITY_FILE, TFLITE_MODES, default_bounds, evaluate_format, merge_parity
 from daaa_tf.predicting import (
     ATTENTION,
     LABELS_FILE,
@@ -35,12 +36,7 @@ from daaa_tf.predicting import (
     TFLiteRunner,
     batches,
     default_batch_size,
-    run_batched,
 )
-
-TFLITE_MODES = ("float", "dynamic", "int8")
-FORMATS = (SAVED_MODEL,) + TFLITE_MODES
-PARITY_FILE = "parity.json"
 
 
 def tflite_name(mode):
@@ -203,98 +199,10 @@ def keras_probabilities(model, images, batch_size=None):
     return np.concatenate([fn(tf.constant(images[s])).numpy() for s in batches(len(images), batch_size)])
 
 
-def parity_row(reference, probabilities, class_ids, labels):
-    """Max |delta| of probabilities vs the reference, top-1 agreement, accuracy (percent) and its drop."""
-    ref_top1 = reference.argmax(-1)
-    finite = bool(np.isfinite(probabilities).all())
-    delta = float(np.abs(probabilities - reference).max()) if finite else float("inf")
-    labels = np.asarray(labels)
-    return {"max_abs_delta": delta, "top1_agreement": float((class_ids == ref_top1).mean()),
-            "accuracy": float(100.0 * (class_ids == labels).mean()),
-            "accuracy_drop": float(100.0 * ((ref_top1 == labels).mean() - (class_ids == labels).mean())),
-            "finite": finite, "argmax_consistent": bool((class_ids == probabilities.argmax(-1)).all())}
-
-
-def default_bounds(saved_model_max_delta=1e-5, float_max_delta=1e-4, dynamic_max_delta=0.05,
-                   dynamic_min_agreement=0.98, int8_min_agreement=0.93, int8_max_accuracy_drop=2.0):
-    """Per-format bounds: {format: {"max_abs_delta" | "min_top1_agreement" | "max_accuracy_drop": value}}.
-
-    Measured (TF 2.21, digit CNN): SavedModel max |dp| 0, float <= 1.3e-6, dynamic 0.02-0.03 with agreement
-    >= 0.994. Full int8 flips near-ties (two logits within one int8 step end up equal and ARG_MAX takes the
-    lower index): a confident model (97 % accuracy) agrees on >= 99 % with <= 0.3 points accuracy change, but
-    the demo's source-only model on its target (56 %, 500 test images) agreed on 94-96.4 % with a drop of
-    0.6-1.4 points over 100-2,000 calibration images. The int8 bounds leave room for that; a broken
-    conversion (NaN, wrong calibration) lands far below them.
-    """
-    return {SAVED_MODEL: {"max_abs_delta": saved_model_max_delta},
-            "float": {"max_abs_delta": float_max_delta},
-            "dynamic": {"max_abs_delta": dynamic_max_delta, "min_top1_agreement": dynamic_min_agreement},
-            "int8": {"min_top1_agreement": int8_min_agreement, "max_accuracy_drop": int8_max_accuracy_drop}}
-
-
-def check_bounds(row, bounds):
-    """List of human-readable violations of ``bounds`` (a ``default_bounds()`` entry) by a parity row."""
-    bad = []
-    if not row["finite"]:
-        bad.append("non-finite probabilities")
-    if "max_abs_delta" in bounds and not row["max_abs_delta"] <= bounds["max_abs_delta"]:
-        bad.append(f"max |delta| {row['max_abs_delta']:.3g} > {bounds['max_abs_delta']:.3g}")
-    if "min_top1_agreement" in bounds and row["top1_agreement"] < bounds["min_top1_agreement"]:
-        bad.append(f"top-1 agreement {row['top1_agreement']:.4f} < {bounds['min_top1_agreement']:.4f}")
-    if "max_accuracy_drop" in bounds and row["accuracy_drop"] > bounds["max_accuracy_drop"]:
-        bad.append(f"accuracy drop {row['accuracy_drop']:.2f} > {bounds['max_accuracy_drop']:.2f} points")
-    return bad
-
-
-def evaluate_format(runner, images, labels, reference, bounds, path=None, batch_size=None):
-    """Runs ``runner`` on the parity set; returns its parity row with ``ok``, ``violations``, size, time."""
-    start = time.perf_counter()
-    probabilities, class_ids = run_batched(runner, images, batch_size)
-    row = parity_row(reference, probabilities, class_ids, labels)
-    row["eval_seconds"] = round(time.perf_counter() - start, 3)
-    row["violations"] = check_bounds(row, bounds)
-    row["ok"] = not row["violations"]
-    row["bounds"] = dict(bounds)
-    if path is not None:
-        row["path"] = path
-    return row
-
-
 def directory_size(path):
     if os.path.isfile(path):
         return os.path.getsize(path)
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-
-
-def format_table(parity):
-    """The parity rows as a fixed-width text table (the CLI prints it)."""
-    ref = parity.get("reference", {})
-    lines = [f"reference: {ref.get('model', '?')}  accuracy {ref.get('accuracy', float('nan')):.2f}% "
-             f"on {ref.get('num_examples', '?')} target test images",
-             f"{'format':<12} {'max|Δp|':>10} {'top-1 agr':>10} {'acc %':>7} {'drop':>6} {'size MB':>8}  status"]
-    for name in FORMATS:
-        row = parity.get("formats", {}).get(name)
-        if row is None:
-            continue
-        size = row.get("size_bytes")
-        status = "ok" if row["ok"] else "FAIL: " + "; ".join(row["violations"])
-        lines.append(f"{name:<12} {row['max_abs_delta']:>10.3g} {row['top1_agreement']:>10.4f} "
-                     f"{row['accuracy']:>7.2f} {row['accuracy_drop']:>6.2f} "
-                     f"{(size or 0) / 1e6:>8.3f}  {status}")
-    return "\n".join(lines)
-
-
-def merge_parity(old, reference, rows):
-    """parity.json content: ``rows`` over the rows of ``old`` when it describes the same model (sha256).
-
-    ``complete`` is true when every format of FORMATS is installed and within its bounds (the pipeline's
-    done marker for the export stage).
-    """
-    same = bool(old) and old.get("reference", {}).get("model_sha256") == reference.get("model_sha256")
-    formats = dict(old.get("formats", {})) if same else {}
-    formats.update(rows)
-    complete = all(formats.get(f, {}).get("ok") and formats.get(f, {}).get("installed") for f in FORMATS)
-    return {"complete": bool(complete), "reference": reference, "formats": formats}
 
 
 def file_sha256(path):

@@ -31,7 +31,7 @@ def define_export_flags():
     flags.DEFINE_float("dynamic_min_agreement", 0.98, "TFLite dynamic-range: min top-1 agreement with Keras.")
     flags.DEFINE_float("int8_min_agreement", 0.93, "TFLite int8: min top-1 agreement with Keras.")
     flags.DEFINE_float("int8_max_accuracy_drop", 2.0, "TFLite int8: max target-test accuracy drop vs Keras, "
-                       "in percentage points (int8 flips near-ties; see daaa_tf.exporting.default_bounds).")
+                       "in percentage points (int8 flips near-ties; see daaa_tf.parity.default_bounds).")
     flags.DEFINE_string("attention_out", None, "export.predict: write each image with its attention maps "
                         "overlaid (paper Fig. 5) as <dir>/<image name>_attention.png.")
     flags.DEFINE_integer("max_attention_maps", 8, "export.predict: at most this many taps per overlay, evenly "
@@ -39,8 +39,8 @@ def define_export_flags():
 
 
 def bounds_from_flags():
-    """The per-format bounds of ``daaa_tf.exporting.default_bounds`` from the flags."""
-    from daaa_tf.exporting import default_bounds
+    """The per-format bounds of ``daaa_tf.parity.default_bounds`` from the flags."""
+    from daaa_tf.parity import default_bounds
 
     return default_bounds(saved_model_max_delta=FLAGS.saved_model_max_delta,
                           float_max_delta=FLAGS.float_max_delta, dynamic_max_delta=FLAGS.dynamic_max_delta,

@@ -52,6 +52,7 @@ def run(formats):
     """Shared body of export.saved_model and export.tflite: export ``formats``, print parity, exit status."""
     from daaa_tf import exporting
     from daaa_tf.models import load_classifier
+    from daaa_tf.parity import PARITY_FILE, format_table
 
     model_path = FLAGS.model or exporting.default_model_path(FLAGS.run_dir)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
@@ -73,7 +74,7 @@ def run(formats):
             continue
         todo.append(fmt)
     if not todo:
-        print(exporting.format_table(read_json(os.path.join(export_dir, exporting.PARITY_FILE))))
+        print(format_table(read_json(os.path.join(export_dir, PARITY_FILE))))
         return 0
     formats = todo
     num_calibration = FLAGS.num_calibration if "int8" in formats else 0
@@ -92,8 +93,8 @@ def run(formats):
         model, export_dir, formats, images, labels, calibration_images=calibration, class_names=class_names,
         bounds=bounds_from_flags(), overwrite=FLAGS.overwrite, enforce_bounds=FLAGS.enforce_bounds,
         reference_info=info, log=_say)
-    print(exporting.format_table(parity))
-    print(f"wrote {os.path.join(export_dir, exporting.PARITY_FILE)}")
+    print(format_table(parity))
+    print(f"wrote {os.path.join(export_dir, PARITY_FILE)}")
     if failed:
         kept = "not installed" if FLAGS.enforce_bounds else "installed anyway (--noenforce_bounds)"
         print(f"error: {', '.join(failed)} outside the parity bounds ({kept}); see the table above",

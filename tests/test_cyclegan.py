@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from daaa_tf import cyclegan as cg
+from daaa_tf import cyclegan_stage as stage
 from daaa_tf.data import pairs
 from daaa_tf.models.cyclegan import ImagePool
 
@@ -16,8 +17,8 @@ TINY = dict(image_size=8, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=2
 
 def _domains(n_s=14, n_t=10):
     rng = np.random.default_rng(0)
-    src = cg.ArrayDomain(rng.integers(0, 256, (n_s, 8, 8, 3)), np.arange(n_s) % 10)
-    tgt = cg.ArrayDomain(rng.integers(0, 256, (n_t, 8, 8, 3)))
+    src = stage.ArrayDomain(rng.integers(0, 256, (n_s, 8, 8, 3)), np.arange(n_s) % 10)
+    tgt = stage.ArrayDomain(rng.integers(0, 256, (n_t, 8, 8, 3)))
     return src, tgt
 
 
@@ -44,7 +45,7 @@ def test_train_step_updates_all_networks_and_tracks_losses():
     model = cg.build_cyclegan(cg.CycleGANConfig(**TINY, identity_weight=5.0, gan_loss="bce"))
     before = {k: [w.copy() for w in getattr(model, k).get_weights()] for k in cg.NETWORKS}
     src, tgt = _domains()
-    data = cg.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4)
+    data = stage.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4)
     logs = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
     assert set(logs) == {"g_st_adv", "g_ts_adv", "cycle", "identity", "g_total", "d_s", "d_t"}
     assert all(np.isfinite(v[-1]) for v in logs.values())
@@ -60,8 +61,8 @@ def test_mixed_precision_step(policy):
     try:
         model = cg.build_cyclegan(cg.CycleGANConfig(**TINY))
         src, tgt = _domains()
-        logs = model.fit(cg.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4), steps_per_epoch=1,
-                         epochs=1, verbose=0).history
+        logs = model.fit(stage.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4),
+                         steps_per_epoch=1, epochs=1, verbose=0).history
         assert all(np.isfinite(v[-1]) for v in logs.values())
         assert model.g_st(np.zeros((1, 8, 8, 3), "float32")).dtype == "float32"
         assert isinstance(model.optimizers["d_s"], keras.optimizers.LossScaleOptimizer) == (
@@ -81,20 +82,20 @@ def test_resume_matches_uninterrupted_run_and_translates(tmp_path):
     src, tgt = _domains()
     cfg = cg.CycleGANConfig(**TINY, pool_size=3, steps=5, steps_per_epoch=3)
     keras.utils.set_random_seed(0)
-    straight, m = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "a"), verbose=0)
+    straight, m = stage.train_cyclegan(cfg, src, tgt, str(tmp_path / "a"), verbose=0)
     assert m["step"] == 5 and m["complete"] and [h["step"] for h in m["history"]] == [3, 5]
     keras.utils.set_random_seed(0)
-    first, _ = cg.train_cyclegan(cg.CycleGANConfig(**{**cfg.__dict__, "steps": 3}), src, tgt,
-                                 str(tmp_path / "b"), verbose=0)
+    first, _ = stage.train_cyclegan(cg.CycleGANConfig(**{**cfg.__dict__, "steps": 3}), src, tgt,
+                                    str(tmp_path / "b"), verbose=0)
     del first  # "killed" after the step-3 checkpoint
     keras.utils.set_random_seed(1)  # another initialisation: the checkpoint must overwrite all of it
-    resumed, m2 = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "b"), verbose=0)
+    resumed, m2 = stage.train_cyclegan(cfg, src, tgt, str(tmp_path / "b"), verbose=0)
     assert m2["step"] == 5 and [h["step"] for h in m2["history"]] == [3, 5]
     a, b = _state(straight), _state(resumed)
     for key in a:
         for x, y in zip(a[key], b[key]):
             np.testing.assert_allclose(x, y, atol=1e-6, err_msg=key)
-    again, m3 = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "b"), verbose=0)  # complete: no training
+    again, m3 = stage.train_cyclegan(cfg, src, tgt, str(tmp_path / "b"), verbose=0)  # complete: no training
     assert m3["step"] == 5 and m3["images_per_s_this_run"] is None
     # Sample grid: 8 rows of samples, 6 images + a 4-pixel gap per row.
     grid = tf.io.decode_png(open(tmp_path / "a" / "samples.png", "rb").read()).numpy()
@@ -103,7 +104,7 @@ def test_resume_matches_uninterrupted_run_and_translates(tmp_path):
     assert os.path.exists(tmp_path / "a" / "g_st.keras") and os.listdir(tmp_path / "a" / "tensorboard")
     # Translation into pair shards.
     pairs_dir = str(tmp_path / "pairs")
-    info = cg.translate_domains(straight, src, tgt, pairs_dir, batch_size=4, shard_size=6, progress=False)
+    info = stage.translate_domains(straight, src, tgt, pairs_dir, batch_size=4, shard_size=6, progress=False)
     assert info["translated"] == 24 and info["shards"] == {"source": 3, "target": 2}
     manifest = pairs.read_manifest(pairs_dir, verify=True)
     assert manifest["fingerprint"]["step"] == 5 and manifest["image_shape"] == [8, 8, 3]
@@ -115,13 +116,13 @@ def test_resume_matches_uninterrupted_run_and_translates(tmp_path):
 
 def test_conform_images_resizes_or_fails():
     gray = tf.data.Dataset.from_tensor_slices((np.zeros((3, 28, 28, 1), np.uint8), np.zeros(3, np.int32)))
-    fixed = cg.conform_images(gray, 32, "resize")
+    fixed = stage.conform_images(gray, 32, "resize")
     x, _ = next(iter(fixed))
     assert x.shape == (32, 32, 3) and x.dtype == tf.uint8
     with pytest.raises(ValueError, match="--target: images are 28x28x1.*on_size_mismatch"):
-        cg.conform_images(gray, 32, "error", name="--target")
+        stage.conform_images(gray, 32, "error", name="--target")
     ok = tf.data.Dataset.from_tensor_slices((np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2, np.int32)))
-    assert cg.conform_images(ok, 32, "error").element_spec[0].shape == (32, 32, 3)
+    assert stage.conform_images(ok, 32, "error").element_spec[0].shape == (32, 32, 3)
 
 
 def test_bad_settings():

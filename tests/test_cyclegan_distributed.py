@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from daaa_tf import cyclegan as cg
+from daaa_tf import cyclegan_stage as stage
 from daaa_tf import runtime
 
 pytestmark = pytest.mark.skipif(len(tf.config.list_logical_devices("CPU")) < 2,
@@ -57,14 +58,14 @@ def test_mirrored_step_with_pool_runs():
 
 def test_train_and_translate_under_mirrored(tmp_path):
     rng = np.random.default_rng(0)
-    src = cg.ArrayDomain(rng.integers(0, 256, (12, 8, 8, 3)), np.arange(12) % 10)
-    tgt = cg.ArrayDomain(rng.integers(0, 256, (10, 8, 8, 3)))
+    src = stage.ArrayDomain(rng.integers(0, 256, (12, 8, 8, 3)), np.arange(12) % 10)
+    tgt = stage.ArrayDomain(rng.integers(0, 256, (10, 8, 8, 3)))
     cfg = cg.CycleGANConfig(image_size=8, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=2, pool_size=3,
                             batch_size=4, steps=2, steps_per_epoch=1)
     strategy = runtime.make_strategy("mirrored")
-    model, metrics = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "cyclegan"), strategy, verbose=0)
+    model, metrics = stage.train_cyclegan(cfg, src, tgt, str(tmp_path / "cyclegan"), strategy, verbose=0)
     assert metrics["step"] == 2 and (tmp_path / "cyclegan" / "samples.png").exists()
-    resumed, _ = cg.train_cyclegan(cfg, src, tgt, str(tmp_path / "cyclegan"), strategy, verbose=0)
+    resumed, _ = stage.train_cyclegan(cfg, src, tgt, str(tmp_path / "cyclegan"), strategy, verbose=0)
     np.testing.assert_array_equal(resumed.pool_t.buffer.value.numpy(), model.pool_t.buffer.value.numpy())
-    info = cg.translate_domains(model, src, tgt, str(tmp_path / "pairs"), batch_size=8, progress=False)
+    info = stage.translate_domains(model, src, tgt, str(tmp_path / "pairs"), batch_size=8, progress=False)
     assert info["translated"] == 22

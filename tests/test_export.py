@@ -14,6 +14,7 @@ from test_export_fixtures import digits, error_lines, fake_load_domain, run_cli,
 from daaa_tf import exporting
 from daaa_tf.attention import attention_map
 from daaa_tf.models import load_classifier, preprocess
+from daaa_tf.parity import check_bounds, default_bounds, format_table, parity_row
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 
@@ -91,7 +92,7 @@ def test_parity_json_has_every_format_within_bounds(exported):
     assert on_disk["formats"]["saved_model"]["max_abs_delta"] <= 1e-5
     assert open(os.path.join(export_dir, "labels.txt")).read().split() == [str(i) for i in range(10)]
     assert not [n for n in os.listdir(export_dir) if n.startswith(".")], "temporary files left behind"
-    table = exporting.format_table(parity)
+    table = format_table(parity)
     assert all(name in table for name in exporting.FORMATS)
 
 
@@ -113,10 +114,10 @@ def test_out_of_bound_format_is_not_installed_unless_told(trained_model, tmp_pat
 def test_non_finite_outputs_fail_every_bound():
     # The silent-NaN TFLite trap (DESIGN section 8) must never pass a parity check.
     reference = np.full((4, 3), 1 / 3, np.float32)
-    row = exporting.parity_row(reference, np.full((4, 3), np.nan, np.float32), np.zeros(4, int), np.zeros(4))
+    row = parity_row(reference, np.full((4, 3), np.nan, np.float32), np.zeros(4, int), np.zeros(4))
     assert not row["finite"]
-    for bounds in exporting.default_bounds().values():
-        assert "non-finite probabilities" in exporting.check_bounds(row, bounds)
+    for bounds in default_bounds().values():
+        assert "non-finite probabilities" in check_bounds(row, bounds)
 
 
 def test_existing_export_is_refused_and_overwrite_replaces_it(trained_model, tmp_path):

@@ -67,13 +67,14 @@ def exported(trained_model, tmp_path_factory):
     if "exported" not in _CACHE:
         from daaa_tf import exporting
         from daaa_tf.models import load_classifier
+        from daaa_tf.parity import format_table
 
         train_x, _, test_x, test_y = digits()
         export_dir = str(tmp_path_factory.mktemp("run") / "export")
         parity, failed = exporting.export_formats(
             load_classifier(trained_model), export_dir, exporting.FORMATS, test_x, test_y,
             calibration_images=train_x[:200], reference_info={"model": trained_model})
-        assert not failed, exporting.format_table(parity)
+        assert not failed, format_table(parity)
         _CACHE["exported"] = (export_dir, parity)
     return _CACHE["exported"]
 

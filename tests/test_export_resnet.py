@@ -6,6 +6,7 @@ import numpy as np
 
 from daaa_tf import exporting
 from daaa_tf.models import build_classifier, load_classifier
+from daaa_tf.parity import format_table
 
 
 def test_resnet50_exports_to_saved_model_and_float_tflite(tmp_path):
@@ -20,7 +21,7 @@ def test_resnet50_exports_to_saved_model_and_float_tflite(tmp_path):
     labels = rng.integers(0, 3, 24)
     parity, failed = exporting.export_formats(model, str(tmp_path / "export"), ["saved_model", "float"], images,
                                               labels)
-    assert failed == [], exporting.format_table(parity)
+    assert failed == [], format_table(parity)
     assert parity["formats"]["float"]["max_abs_delta"] <= 1e-4
     runner = exporting.SavedModelRunner(str(tmp_path / "export" / "saved_model"))
     maps = runner.attention(images[:2])

@@ -11,6 +11,8 @@ from test_export_fixtures import digits
 
 from daaa_tf import exporting
 from daaa_tf.models import load_classifier
+from daaa_tf.parity import check_bounds, default_bounds, parity_row
+from daaa_tf.predicting import run_batched
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 
@@ -22,9 +24,9 @@ def test_tflite_parity_with_the_trained_keras_model(exported, trained_model, mod
     runner = exporting.TFLiteRunner(path)
     _, _, test_x, test_y = digits()
     reference = exporting.keras_probabilities(load_classifier(trained_model), test_x)
-    probabilities, class_ids = exporting.run_batched(runner, test_x)
-    row = exporting.parity_row(reference, probabilities, class_ids, test_y)
-    assert exporting.check_bounds(row, exporting.default_bounds()[mode]) == []
+    probabilities, class_ids = run_batched(runner, test_x)
+    row = parity_row(reference, probabilities, class_ids, test_y)
+    assert check_bounds(row, default_bounds()[mode]) == []
     assert row["finite"] and row["argmax_consistent"]
     recorded = parity["formats"][mode]
     assert recorded["top1_agreement"] == pytest.approx(row["top1_agreement"])

@@ -1,0 +1,217 @@
+"""The CycleGAN stage (paper section 3.1): input pipelines, training with resume, sample grids, translation.
+
+``train_cyclegan`` runs ``fit`` with checkpoints every epoch (a rerun resumes from the last one with the same
+step count), sample grids (PNG + TensorBoard) and ``metrics.json``; ``translate_domains`` writes the pair
+shards (``daaa_tf.data.pairs``). The model itself is ``daaa_tf.cyclegan.CycleGAN``.
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from daaa_tf.cyclegan import NETWORKS, build_cyclegan, to_float, to_uint8
+from daaa_tf.data import pairs
+from daaa_tf.io import atomic_path, read_json, write_json
+
+SIZE_POLICIES = ("resize", "error")
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+class ArrayDomain:
+    """A domain held in memory (tests, benchmarks): ``.dataset()`` of (uint8 image, int32 label)."""
+
+    def __init__(self, images, labels=None):
+        self.images = np.asarray(images, np.uint8)
+        self.labels = np.full(len(self.images), -1, np.int32) if labels is None else np.asarray(labels, np.int32)
+        self.num_examples = len(self.images)
+
+    def dataset(self):
+        return tf.data.Dataset.from_tensor_slices((self.images, self.labels))
+
+
+def conform_images(dataset, image_size, on_mismatch="resize", name="--source"):
+    """Makes a dataset of (image, label) yield uint8 [S, S, 3]; resizes/converts or raises (``on_mismatch``)."""
+    if on_mismatch not in SIZE_POLICIES:
+        raise ValueError(f"--on_size_mismatch: expected one of {SIZE_POLICIES}, got {on_mismatch!r}")
+    spec = dataset.element_spec[0]
+    shape = spec.shape
+    if not shape.is_fully_defined():
+        shape = next(iter(dataset.take(1)))[0].shape
+    want = (image_size, image_size, 3)
+    if tuple(shape) == want and spec.dtype == tf.uint8:
+        return dataset.map(lambda x, y: (tf.ensure_shape(x, want), y))
+    if on_mismatch == "error":
+        raise ValueError(f"{name}: images are {'x'.join(map(str, shape))} {spec.dtype.name}, the CycleGAN needs "
+                         f"{image_size}x{image_size}x3 uint8 (--image_size); pass --on_size_mismatch=resize")
+
+    def fix(x, y):
+        x = tf.convert_to_tensor(x)
+        if x.dtype != tf.uint8:
+            x = tf.cast(tf.clip_by_value(tf.round(tf.cast(x, tf.float32)), 0, 255), tf.uint8)
+        x = x[..., :3] if x.shape[-1] and x.shape[-1] >= 3 else tf.image.grayscale_to_rgb(x[..., :1])
+        x = tf.image.resize(x, (image_size, image_size), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
+
+    return dataset.map(fix, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+class _Conformed:
+    def __init__(self, domain, image_size, on_mismatch, name):
+        self.domain, self.num_examples = domain, domain.num_examples
+        self._args = (image_size, on_mismatch, name)
+        self.dataset()  # fails now (one line) rather than inside training
+
+    def dataset(self):
+        return conform_images(self.domain.dataset(), *self._args)
+
+
+def conform_domain(domain, image_size, on_mismatch="resize", name="--source"):
+    """A view of ``domain`` whose ``.dataset()`` yields uint8 [S, S, 3] (see ``conform_images``)."""
+    return _Conformed(domain, image_size, on_mismatch, name)
+
+
+def training_pairs(source, target, batch_size, seed=0, skip_steps=0):
+    """Unpaired batches ``(x_s, x_t)`` in [-1, 1], reshuffled every pass, deterministic given ``seed``.
+
+    ``source``/``target``: unbatched (uint8 image, label) datasets with ``num_examples``. ``skip_steps``
+    fast-forwards a resumed run to where the checkpointed one stopped. Resets TF's global seed to ``seed``
+    (tf.data combines it with the op seeds), so the order does not depend on what ran before.
+    """
+    tf.random.set_seed(seed)
+
+    def stream(domain, offset):
+        ds, n = domain
+        if n * int(np.prod(ds.element_spec[0].shape)) < (1 << 30):
+            ds = ds.cache()  # decoded uint8 images, no augmentation to freeze
+        ds = ds.map(lambda x, y: x).shuffle(min(n, 10000), seed=seed + offset, reshuffle_each_iteration=True)
+        return ds.repeat().batch(batch_size, drop_remainder=True)
+
+    ds = tf.data.Dataset.zip((stream(source, 0), stream(target, 7919)))
+    if skip_steps:
+        ds = ds.skip(skip_steps)
+    return ds.map(lambda a, b: (to_float(a), to_float(b)), num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)
+
+
+def first_images(dataset, n):
+    return np.stack([x.numpy() for x, _ in dataset.take(n)])
+
+
+# ------------------------------------------------------------------------------------- samples / training
+
+
+def sample_grid(model, x_s, x_t):
+    """uint8 grid; one row per sample: x_s | G^ST(x_s) | G^TS(G^ST(x_s)) || x_t | G^TS(x_t) | G^ST(G^TS(x_t))."""
+    fs, ft = to_float(x_s), to_float(x_t)
+    fake_t, fake_s = model.g_st(fs, training=False), model.g_ts(ft, training=False)
+    rec_s, rec_t = model.g_ts(fake_t, training=False), model.g_st(fake_s, training=False)
+    cols = [fs, fake_t, rec_s, None, ft, fake_s, rec_t]
+    gap = tf.ones_like(fs[..., :4, :]) * 1.0  # a white column between the two directions
+    row = tf.concat([gap if c is None else tf.cast(c, tf.float32) for c in cols], axis=2)  # [N, H, W', 3]
+    return to_uint8(tf.reshape(row, [-1, row.shape[2], 3])).numpy()
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Each epoch: checkpoint (the resume point), sample grid PNG + TensorBoard image, metrics.json."""
+
+    def __init__(self, manager, out_dir, x_s, x_t, batch_size, history):
+        super().__init__()
+        self.manager, self.out_dir, self.x_s, self.x_t = manager, out_dir, x_s, x_t
+        self.batch_size, self.history = batch_size, history
+        self.writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard", "samples"))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t0, self.step0 = time.perf_counter(), self.model.step_count()
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.model.step_count()
+        seconds = time.perf_counter() - self.t0
+        self.manager.save(checkpoint_number=step)
+        grid = sample_grid(self.model, self.x_s, self.x_t)
+        os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
+        png = tf.io.encode_png(grid).numpy()
+        for path in (os.path.join(self.out_dir, "samples", f"step_{step:07d}.png"),
+                     os.path.join(self.out_dir, "samples.png")):
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                f.write(png)
+        with self.writer.as_default():
+            tf.summary.image("samples (real | translated | reconstructed)", grid[None], step=step)
+        self.writer.flush()
+        record = {"epoch": epoch + 1, "step": step, "seconds": seconds,
+                  "images_per_s": (step - self.step0) * self.batch_size / max(seconds, 1e-9),
+                  **{k: float(v) for k, v in (logs or {}).items()}}
+        self.history.append(record)
+        write_json(os.path.join(self.out_dir, "metrics.json"), {"step": step, "history": self.history})
+
+
+def train_cyclegan(config, source, target, out_dir, strategy=None, verbose="auto", sample_count=8):
+    """Trains (or resumes) a CycleGAN; ``source``/``target`` have ``.dataset()`` and ``.num_examples``.
+
+    Writes ``out_dir``/checkpoints (every ``steps_per_epoch``), samples.png, tensorboard/, metrics.json and,
+    when done, g_st.keras / g_ts.keras. Returns (model, metrics dict).
+    """
+    c = config
+    strategy = strategy or tf.distribute.get_strategy()
+    if c.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+    model = build_cyclegan(c, strategy)
+    manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
+                                         max_to_keep=2)
+    if manager.latest_checkpoint:
+        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    step = model.step_count()
+    old = read_json(os.path.join(out_dir, "metrics.json"), {}) or {}
+    history = [h for h in old.get("history", []) if h["step"] <= step]
+    src_ds, tgt_ds = source.dataset(), target.dataset()
+    x_s, x_t = first_images(src_ds, sample_count), first_images(tgt_ds, sample_count)
+    callback = EpochEnd(manager, out_dir, x_s, x_t, c.batch_size, history)
+    t0, step0 = time.perf_counter(), step
+    if step < c.steps:
+        tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False)
+        spe = c.steps_per_epoch
+        full_epochs = c.steps // spe
+        while model.step_count() < c.steps:
+            step = model.step_count()
+            epoch = step // spe
+            if step % spe or epoch >= full_epochs:  # off the epoch grid, or the last partial epoch
+                steps_per_epoch, epochs = min(spe - step % spe, c.steps - step), epoch + 1
+            else:
+                steps_per_epoch, epochs = spe, full_epochs
+            data = training_pairs((src_ds, source.num_examples), (tgt_ds, target.num_examples), c.batch_size,
+                                  c.seed, skip_steps=step)
+            model.fit(data, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=epoch,
+                      callbacks=[callback, tensorboard], verbose=verbose, shuffle=False)
+    seconds = time.perf_counter() - t0
+    for k in ("g_st", "g_ts"):
+        path = os.path.join(out_dir, f"{k}.keras")
+        with atomic_path(path) as tmp:
+            getattr(model, k).save(tmp)
+    done = model.step_count() - step0
+    metrics = {"step": model.step_count(), "history": callback.history, "complete": True,
+               "train_seconds_this_run": seconds,
+               "images_per_s_this_run": done * c.batch_size / seconds if done else None,
+               "parameters": {k: int(getattr(model, k).count_params()) for k in NETWORKS}}
+    write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    return model, metrics
+
+
+def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_size=10000, progress=True,
+                      fingerprint=None):
+    """Translates every source image by G^ST and every target image by G^TS into pair shards (resumable)."""
+    fingerprint = {"step": model.step_count(), **(fingerprint or {})}
+    fns = {"st": tf.function(lambda x: model.translate(x, "st"), reduce_retracing=True),
+           "ts": tf.function(lambda x: model.translate(x, "ts"), reduce_retracing=True)}
+    t0 = time.perf_counter()
+    manifest = None
+    for kind, domain, direction in (("source", source, "st"), ("target", target, "ts")):
+        manifest = pairs.write_translated_shards(
+            pairs_dir, kind, domain.dataset(), domain.num_examples, fns[direction], batch_size=batch_size,
+            shard_size=shard_size, fingerprint=fingerprint, progress=progress)
+    seconds = time.perf_counter() - t0
+    return {"translated": sum(manifest["counts"].values()), "translate_seconds": seconds,
+            "shards": {k: len(v) for k, v in manifest["shards"].items()}}
