@@ -76,9 +76,9 @@ class DAAA(keras.Model):
         out = self.target(tf.concat([x[k] for k in order], axis=0), training=training)
         logits = dict(zip(order, tf.split(out["logits"], sizes)))
         taps = {k: [] for k in order}
-        for feat in out["taps"]:
-            for k, part in zip(order, tf.split(feat, sizes)):
-                taps[k].append(attention_map(part))
+        for feat in out["taps"]:  # one map per tap on the whole batch, then split (row-wise, so identical)
+            for k, part in zip(order, tf.split(attention_map(feat), sizes)):
+                taps[k].append(part)
 
         # Eq. 6: L_CE on x_s and x~t with the source labels.
         ce = tf.constant(0.0)
@@ -108,8 +108,8 @@ class DAAA(keras.Model):
             src_sizes = [x[k].shape[0] for k in src_keys]
             src = {k: [] for k in src_keys}
             for feat in src_out["taps"]:
-                for k, part in zip(src_keys, tf.split(feat, src_sizes)):
-                    src[k].append(tf.stop_gradient(attention_map(part)))
+                for k, part in zip(src_keys, tf.split(tf.stop_gradient(attention_map(feat)), src_sizes)):
+                    src[k].append(part)
             families = []
             for left, right in (("xs", "xs"), ("xs", "xtf"), ("xsf", "xsf"), ("xsf", "xt")):
                 if left in src and right in taps:
@@ -128,8 +128,8 @@ class DAAA(keras.Model):
             loss = terms["ce"] + terms["em"] + self.beta * terms["at"]
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
-        if self._multipliers:
-            grads = [g * self._multipliers.get(id(v), 1.0) if g is not None else g
+        if self._multipliers:  # only the listed variables: a x1.0 multiply per backbone tensor costs a full pass
+            grads = [g * self._multipliers[id(v)] if g is not None and id(v) in self._multipliers else g
                      for g, v in zip(grads, variables)]
         self.optimizer.apply(grads, variables)
         return self._update_trackers(loss, terms, extras)
