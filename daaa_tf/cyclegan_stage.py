@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from daaa_tf import runtime
 from daaa_tf.cyclegan import NETWORKS, build_cyclegan, to_float, to_uint8
 from daaa_tf.data import pairs
 from daaa_tf.io import atomic_path, read_json, write_json
@@ -148,7 +149,7 @@ class EpochEnd(keras.callbacks.Callback):
         write_json(os.path.join(self.out_dir, "metrics.json"), {"step": step, "history": self.history})
 
 
-def train_cyclegan(config, source, target, out_dir, strategy=None, verbose="auto", sample_count=8):
+def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None, sample_count=8):
     """Trains (or resumes) a CycleGAN; ``source``/``target`` have ``.dataset()`` and ``.num_examples``.
 
     Writes ``out_dir``/checkpoints (every ``steps_per_epoch``), samples.png, tensorboard/, metrics.json and,
@@ -185,7 +186,8 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose="auto
             data = training_pairs((src_ds, source.num_examples), (tgt_ds, target.num_examples), c.batch_size,
                                   c.seed, skip_steps=step)
             model.fit(data, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=epoch,
-                      callbacks=[callback, tensorboard], verbose=verbose, shuffle=False)
+                      callbacks=[callback, tensorboard], shuffle=False,
+                      verbose=runtime.fit_verbosity() if verbose is None else verbose)
     seconds = time.perf_counter() - t0
     for k in ("g_st", "g_ts"):
         path = os.path.join(out_dir, f"{k}.keras")
