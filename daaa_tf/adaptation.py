@@ -148,13 +148,18 @@ class DAAA(keras.Model):
 
     def test_step(self, data):
         """Target-test evaluation: ``val_accuracy`` is the target accuracy, ``val_loss`` its cross-entropy."""
-        images, labels = data
-        logits = self.target(preprocess(images, self.arch), training=False)["logits"]
-        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32),
-                                                                           tf.cast(logits, tf.float32)))
-        self.trackers["loss"].update_state(ce)
-        self.accuracy_tracker.update_state(labels, logits)
-        return {"loss": self.trackers["loss"].result(), "accuracy": self.accuracy_tracker.result()}
+        return target_test_step(self.target, self.arch, data, self.trackers["loss"], self.accuracy_tracker)
+
+
+def target_test_step(net, arch, data, loss_tracker, accuracy_tracker):
+    """One evaluation batch (uint8 images, labels) of a classifier: updates and returns loss and accuracy."""
+    images, labels = data
+    logits = net(preprocess(images, arch), training=False)["logits"]
+    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32),
+                                                                       tf.cast(logits, tf.float32)))
+    loss_tracker.update_state(ce)
+    accuracy_tracker.update_state(labels, logits)
+    return {"loss": loss_tracker.result(), "accuracy": accuracy_tracker.result()}
 
 
 def build_daaa(cfg, source_net, strategy):

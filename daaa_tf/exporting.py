@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from daaa_tf.attention import attention_map
-from daaa_tf.io import atomic_path, read_json, write_json
+from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
 from daaa_tf.models import ARCHS, preprocess
 from daaa_tf.parity import FORMATS, PARITY_FILE, TFLITE_MODES, default_bounds, evaluate_format, merge_parity
 from daaa_tf.predicting import (
@@ -206,13 +206,7 @@ def directory_size(path):
 
 
 def file_sha256(path):
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def take_examples(dataset, limit=0, shuffle_seed=None, buffer=2048):

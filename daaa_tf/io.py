@@ -1,6 +1,7 @@
 """Small file helpers: atomic writes (write to a temporary name, rename when complete) and JSON."""
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -44,3 +45,12 @@ def read_json(path, default=None):
         return default
     with open(path) as f:
         return json.load(f)
+
+
+def sha256_file(path):
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

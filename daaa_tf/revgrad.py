@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from daaa_tf import io, losses, runtime
+from daaa_tf.adaptation import target_test_step
 from daaa_tf.data import load_domain
 from daaa_tf.models import build_classifier, head_variable_ids, load_classifier, preprocess
 from daaa_tf.monitoring import NaNGuard, StepScalars
@@ -168,13 +169,7 @@ class RevGrad(keras.Model):
 
     def test_step(self, data):
         """Target-test evaluation: ``val_accuracy`` is the target accuracy, ``val_loss`` its cross-entropy."""
-        images, labels = data
-        logits = self.net(preprocess(images, self.arch), training=False)["logits"]
-        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(labels, tf.int32),
-                                                                           tf.cast(logits, tf.float32)))
-        self.trackers["loss"].update_state(ce)
-        self.accuracy_tracker.update_state(labels, logits)
-        return {"loss": self.trackers["loss"].result(), "accuracy": self.accuracy_tracker.result()}
+        return target_test_step(self.net, self.arch, data, self.trackers["loss"], self.accuracy_tracker)
 
 
 def batch_counts(batch_size, num_replicas=1):

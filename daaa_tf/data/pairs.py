@@ -15,7 +15,6 @@ manifest and rewrites the others (e.g. one cut short by a kill). Readers::
     batch = parse_pairs(ds.batch(64) element)    # {"image": uint8 [B,H,W,3], "translated": ..., "label": int32 [B]}
 """
 
-import hashlib
 import math
 import os
 import re
@@ -24,7 +23,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf.io import atomic_path, read_json, write_json
+from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
 
 KINDS = ("source", "target")
 MANIFEST = "manifest.json"
@@ -37,14 +36,6 @@ _FEATURES = {
 
 def shard_name(kind, index, num_shards):
     return f"{kind}-{index:05d}-of-{num_shards:05d}.tfrecord"
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_kind(kind):
