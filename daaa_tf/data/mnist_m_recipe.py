@@ -1,0 +1,146 @@
+"""The MNIST-M recipe of Ganin & Lempitsky as a generator: an MNIST-M-style domain of any size.
+
+Each target image is ``|patch - digit|`` per channel, the patch a random crop (the digit's size) of a colour
+photograph, the digit an MNIST digit replicated to RGB. The standard MNIST-M release was made this way from
+BSDS500 photographs, its train split from the first 59,001 MNIST train digits and its test split from the
+first 9,001 MNIST test digits, with patches of one photo pool for both splits. ``build_release`` writes the
+same layout as that release (``mnist_m_{train,test}/*.png`` and ``mnist_m_{split}_labels.txt``), so the
+result is read by ``mnist_m:DIR`` like the real one.
+
+``packaged_photos()`` returns the colour photographs that the installed packages ship (scikit-image,
+scikit-learn, matplotlib): the photo pool of the full-size development target built by
+``python -m trainers.make_mnist_m`` (see ``docs/benchmark.md``).
+"""
+
+import os
+
+import numpy as np
+
+# Colour photographs shipped inside installed wheels (no download). skimage's cat() is chelsea().
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina",
+                  "rocket", "stereo_motorcycle", "colorwheel")
+SKLEARN_PHOTOS = ("china.jpg", "flower.jpg")
+MATPLOTLIB_PHOTOS = ("grace_hopper.jpg",)
+RELEASE_SIZES = {"train": 59001, "test": 9001}
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def blend(digits, photos, photo_ids, rng):
+    """MNIST-M recipe: ``|patch - digit|`` per channel, each patch a random crop of its photograph.
+
+    digits: uint8 [N, S, S, 3]; photos: list of uint8 [H, W, 3]; photo_ids: [N] indices into ``photos``.
+    Returns uint8 [N, S, S, 3].
+    """
+    n, size = digits.shape[0], digits.shape[1]
+    out = np.empty_like(digits)
+    for i in range(n):
+        photo = photos[photo_ids[i]]
+        top = rng.integers(0, photo.shape[0] - size + 1)
+        left = rng.integers(0, photo.shape[1] - size + 1)
+        patch = photo[top:top + size, left:left + size].astype(np.int16)
+        out[i] = np.abs(patch - digits[i].astype(np.int16)).astype(np.uint8)
+    return out
+
+
+def _rgb(img, name):
+    img = np.asarray(img)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] not in (3, 4):
+        raise ValueError(f"photo {name}: {img.dtype} {img.shape}, expected uint8 [H, W, 3]")
+    return np.ascontiguousarray(img[..., :3])
+
+
+def packaged_photos():
+    """{name: uint8 [H, W, 3]}: the colour photographs bundled in scikit-image, scikit-learn and matplotlib."""
+    import matplotlib
+    import skimage.data
+    from PIL import Image
+    from sklearn.datasets import load_sample_image
+
+    out = {}
+    for name in SKIMAGE_PHOTOS:
+        img = getattr(skimage.data, name)()
+        out[f"skimage.{name}"] = _rgb(img[0] if isinstance(img, tuple) else img, name)
+    for name in SKLEARN_PHOTOS:
+        out[f"sklearn.{name}"] = _rgb(load_sample_image(name), name)
+    folder = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data")
+    for name in MATPLOTLIB_PHOTOS:
+        with Image.open(os.path.join(folder, name)) as im:
+            out[f"matplotlib.{name}"] = _rgb(im.convert("RGB"), name)
+    return out
+
+
+def folder_photos(folder, min_side=28):
+    """{file name: uint8 [H, W, 3]} for every image file in ``folder`` at least ``min_side`` on each side."""
+    from PIL import Image
+
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"--photos: {folder} is not a folder of photographs")
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        if not name.lower().endswith(PHOTO_SUFFIXES):
+            continue
+        try:
+            with Image.open(os.path.join(folder, name)) as im:
+                img = np.asarray(im.convert("RGB"))
+        except OSError as e:
+            raise ValueError(f"--photos: {os.path.join(folder, name)} is not a readable image ({e})") from None
+        if min(img.shape[:2]) >= min_side:
+            out[name] = img
+    if not out:
+        raise ValueError(f"--photos: no image of at least {min_side}x{min_side} pixels in {folder}")
+    return out
+
+
+def build_split(digits, labels, photos, rng):
+    """Blends ``digits`` (uint8 [N, S, S] grey) over random patches of ``photos`` (a list); (images, photo ids)."""
+    rgb = np.repeat(digits[..., None], 3, axis=-1)
+    photo_ids = rng.integers(0, len(photos), size=len(digits)).astype(np.int32)
+    return blend(rgb, photos, photo_ids, rng), photo_ids
+
+
+def write_release(out_dir, split, images, labels):
+    """Writes ``out_dir/mnist_m_{split}/NNNNNNNN.png`` and the labels file, each renamed into place when done."""
+    from PIL import Image
+
+    folder = os.path.join(out_dir, f"mnist_m_{split}")
+    os.makedirs(folder, exist_ok=True)
+    lines = []
+    for i, (img, y) in enumerate(zip(images, labels)):
+        name = f"{i:08d}.png"
+        Image.fromarray(img).save(os.path.join(folder, name))
+        lines.append(f"{name} {int(y)}\n")
+    tmp = os.path.join(out_dir, f".mnist_m_{split}_labels.txt.tmp")
+    with open(tmp, "w") as f:
+        f.writelines(lines)
+    os.replace(tmp, os.path.join(out_dir, f"mnist_m_{split}_labels.txt"))
+
+
+def build_release(mnist_dir, out_dir, photos, sizes=None, seed=0):
+    """MNIST-M-style release from the MNIST idx files in ``mnist_dir`` and ``photos`` ({name: array}).
+
+    ``sizes``: {split: N}, default the real release's 59,001 / 9,001 (the first N digits of each MNIST split).
+    Returns {split: N written}. Writes ``out_dir/recipe.json`` (photos, sizes, seed) last.
+    """
+    import json
+
+    from daaa_tf.data.mnist import FILES, IMAGE_MAGIC, LABEL_MAGIC, find_idx, read_idx
+
+    sizes = dict(RELEASE_SIZES if sizes is None else sizes)
+    names = sorted(photos)
+    pool = [photos[n] for n in names]
+    rng = np.random.default_rng(seed)
+    os.makedirs(out_dir, exist_ok=True)
+    written = {}
+    for split, n in sizes.items():
+        img_file, lab_file = FILES[split]
+        digits = read_idx(find_idx(mnist_dir, img_file), IMAGE_MAGIC)
+        labels = read_idx(find_idx(mnist_dir, lab_file), LABEL_MAGIC)
+        if n > len(digits):
+            raise ValueError(f"--{split}_size={n}: MNIST {split} has only {len(digits)} digits")
+        images, _ = build_split(digits[:n], labels[:n], pool, rng)
+        write_release(out_dir, split, images, labels[:n])
+        written[split] = n
+    with open(os.path.join(out_dir, "recipe.json"), "w") as f:
+        json.dump({"recipe": "mnist_m (|patch - digit|)", "photos": names, "sizes": written, "seed": seed,
+                   "mnist": os.path.abspath(mnist_dir)}, f, indent=1)
+    return written
