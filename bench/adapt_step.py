@@ -74,9 +74,9 @@ def build_pair(arch, policy, rng):
     import tensorflow as tf
 
     from daaa_tf import runtime
-    from daaa_tf.adaptation import build_daaa
+    from daaa_tf.method.daaa import build_daaa
+    from daaa_tf.method.schedules import make_optimizer
     from daaa_tf.models import build_classifier, preprocess
-    from daaa_tf.schedules import make_optimizer
 
     cfg = make_cfg(arch)
     _, batch, k, _, _, _ = arch_setup(arch)
@@ -125,7 +125,7 @@ def parts_of(model, data):
     """tf.functions timing the pieces of the DAAA step alone (same shapes, no optimizer update)."""
     import tensorflow as tf
 
-    from daaa_tf.attention import attention_map
+    from daaa_tf.method.attention import attention_map
     from daaa_tf.models import preprocess
 
     arch = model.arch

@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from daaa_tf import cyclegan as cg  # noqa: E402
-from daaa_tf import losses  # noqa: E402
 from daaa_tf.data import pairs  # noqa: E402
+from daaa_tf.method import cyclegan as cg  # noqa: E402
+from daaa_tf.method import losses  # noqa: E402
 
 flags.DEFINE_integer("image_size", 32, "Image side.")
 flags.DEFINE_integer("batch_size", 32, "Batch per domain.")

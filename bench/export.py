@@ -53,8 +53,8 @@ def timed(fn, repeats, warmup=5):
 def keras_fn(model, image):
     import tensorflow as tf
 
-    from daaa_tf.exporting import model_spec
     from daaa_tf.models import preprocess
+    from daaa_tf.serving.writer import model_spec
 
     arch = model_spec(model)["arch"]
     fn = tf.function(lambda x: tf.nn.softmax(model(preprocess(x, arch), training=False)["logits"]))
@@ -94,15 +94,15 @@ def digit_model_path(work):
         path = os.path.join("runs", "demo", stage, "model.keras")
         if os.path.exists(path):
             return path, stage
-    from daaa_tf.source_stage import SourceConfig, train_source
+    from daaa_tf.stages.source import SourceConfig, train_source
 
     train_source(SourceConfig(out_dir=os.path.join(work, "source"), epochs=FLAGS.train_epochs))
     return os.path.join(work, "source", "model.keras"), f"source-only, trained here for {FLAGS.train_epochs} epochs"
 
 
 def bench_model(name, model_path, images, labels, calibration, repeats, work, note, trained=True):
-    from daaa_tf import exporting
     from daaa_tf.models import load_classifier
+    from daaa_tf.serving import writer as exporting
 
     model = load_classifier(model_path)
     export_dir = os.path.join(work, f"export_{name}")
@@ -153,8 +153,8 @@ def main(argv):
     import tensorflow as tf
 
     from daaa_tf.data import load_domain
-    from daaa_tf.exporting import take_examples
     from daaa_tf.models import build_classifier
+    from daaa_tf.serving.writer import take_examples
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -40,7 +40,7 @@ def define_export_flags():
 
 def bounds_from_flags():
     """The per-format bounds of ``daaa_tf.parity.default_bounds`` from the flags."""
-    from daaa_tf.parity import default_bounds
+    from daaa_tf.serving.parity import default_bounds
 
     return default_bounds(saved_model_max_delta=FLAGS.saved_model_max_delta,
                           float_max_delta=FLAGS.float_max_delta, dynamic_max_delta=FLAGS.dynamic_max_delta,

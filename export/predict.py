@@ -20,7 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from daaa_tf import predicting
+    from daaa_tf.serving import runners as predicting
 
     paths = argv[1:]
     if not paths:

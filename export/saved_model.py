@@ -35,7 +35,7 @@ def _say(msg):
 def load_target(spec, image_size, num_parity, num_calibration, seed):
     """(parity images, labels, calibration images or None, class names) from the target domain."""
     from daaa_tf.data import load_domain
-    from daaa_tf.exporting import take_examples
+    from daaa_tf.serving.writer import take_examples
 
     if image_size[0] != image_size[1]:
         raise ValueError(f"the model takes {image_size[0]}x{image_size[1]} images; domains are square")
@@ -50,9 +50,9 @@ def load_target(spec, image_size, num_parity, num_calibration, seed):
 
 def run(formats):
     """Shared body of export.saved_model and export.tflite: export ``formats``, print parity, exit status."""
-    from daaa_tf import exporting
     from daaa_tf.models import load_classifier
-    from daaa_tf.parity import PARITY_FILE, format_table
+    from daaa_tf.serving import writer as exporting
+    from daaa_tf.serving.parity import PARITY_FILE, format_table
 
     model_path = FLAGS.model or exporting.default_model_path(FLAGS.run_dir)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from daaa_tf import runtime
-from daaa_tf.adapt_stage import AdaptConfig, run_adaptation
 from daaa_tf.data.mixing import adaptation_dataset, stream_counts
 from daaa_tf.data.pairs import write_pair_shards
 from daaa_tf.models import build_classifier
+from daaa_tf.stages.adapt import AdaptConfig, run_adaptation
 
 SIZE = 16
 
@@ -128,7 +128,7 @@ class Poison(keras.callbacks.Callback):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_backup(workdir, tmp_path):
     from daaa_tf import StageError
-    from daaa_tf.resume import Backup
+    from daaa_tf.stages.resume import Backup
 
     out = tmp_path / "nan"
     with pytest.raises(StageError, match="NaN/inf at step 7"):

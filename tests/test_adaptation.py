@@ -8,10 +8,10 @@ import pytest
 import tensorflow as tf
 
 from daaa_tf import runtime
-from daaa_tf.adaptation import build_daaa
 from daaa_tf.data.mixing import stream_counts
+from daaa_tf.method.daaa import build_daaa
+from daaa_tf.method.posterior import PosteriorSync
 from daaa_tf.models import build_classifier, preprocess
-from daaa_tf.posterior import PosteriorSync
 
 
 def make_cfg(**kw):

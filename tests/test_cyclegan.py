@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from daaa_tf import cyclegan as cg
-from daaa_tf import cyclegan_stage as stage
 from daaa_tf.data import pairs
-from daaa_tf.models.cyclegan import ImagePool
+from daaa_tf.method import cyclegan as cg
+from daaa_tf.models.gan_nets import ImagePool
+from daaa_tf.stages import cyclegan as stage
 
 TINY = dict(image_size=8, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=2, batch_size=4)
 

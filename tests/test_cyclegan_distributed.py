@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from daaa_tf import cyclegan as cg
-from daaa_tf import cyclegan_stage as stage
 from daaa_tf import runtime
+from daaa_tf.method import cyclegan as cg
+from daaa_tf.stages import cyclegan as stage
 
 pytestmark = pytest.mark.skipif(len(tf.config.list_logical_devices("CPU")) < 2,
                                 reason="needs 2 logical CPUs (tests/conftest.py)")

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from daaa_tf.models.cyclegan import ReflectionPad2D, build_discriminator, build_generator, load_generator
+from daaa_tf.models.gan_nets import ReflectionPad2D, build_discriminator, build_generator, load_generator
 
 
 @pytest.mark.parametrize("upsample", ["resize", "transpose"])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from daaa_tf.data import pairs
-from daaa_tf.models.cyclegan import load_generator
+from daaa_tf.models.gan_nets import load_generator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--source=demo", "--target=demo", "--image_size=16", "--gen_width=4", "--gen_blocks=1", "--disc_width=4",

@@ -11,10 +11,10 @@ import tensorflow as tf
 import test_export_fixtures as fx
 from test_export_fixtures import digits, error_lines, fake_load_domain, run_cli, run_module
 
-from daaa_tf import exporting
-from daaa_tf.attention import attention_map
+from daaa_tf.method.attention import attention_map
 from daaa_tf.models import load_classifier, preprocess
-from daaa_tf.parity import check_bounds, default_bounds, format_table, parity_row
+from daaa_tf.serving import writer as exporting
+from daaa_tf.serving.parity import check_bounds, default_bounds, format_table, parity_row
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 

@@ -65,9 +65,9 @@ def trained_model(tmp_path_factory):
 def exported(trained_model, tmp_path_factory):
     """(export_dir, parity) of the trained model in all four formats (SavedModel, float, dynamic, int8)."""
     if "exported" not in _CACHE:
-        from daaa_tf import exporting
         from daaa_tf.models import load_classifier
-        from daaa_tf.parity import format_table
+        from daaa_tf.serving import writer as exporting
+        from daaa_tf.serving.parity import format_table
 
         train_x, _, test_x, test_y = digits()
         export_dir = str(tmp_path_factory.mktemp("run") / "export")

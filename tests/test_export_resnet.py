@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 
-from daaa_tf import exporting
 from daaa_tf.models import build_classifier, load_classifier
-from daaa_tf.parity import format_table
+from daaa_tf.serving import writer as exporting
+from daaa_tf.serving.parity import format_table
 
 
 def test_resnet50_exports_to_saved_model_and_float_tflite(tmp_path):

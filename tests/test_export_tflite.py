@@ -9,10 +9,10 @@ import test_export_fixtures as fx
 from ai_edge_litert.interpreter import Interpreter
 from test_export_fixtures import digits
 
-from daaa_tf import exporting
 from daaa_tf.models import load_classifier
-from daaa_tf.parity import check_bounds, default_bounds, parity_row
-from daaa_tf.predicting import run_batched
+from daaa_tf.serving import writer as exporting
+from daaa_tf.serving.parity import check_bounds, default_bounds, parity_row
+from daaa_tf.serving.runners import run_batched
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 

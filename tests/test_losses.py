@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from daaa_tf import attention, losses
+from daaa_tf.method import attention, losses
 
 
 def softmax(z):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from daaa_tf import pipeline as pl
+from daaa_tf.stages import pipeline as pl
 
 
 def test_plan_shares_source_and_cyclegan_and_lays_out_variants(tmp_path):

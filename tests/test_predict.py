@@ -9,7 +9,8 @@ import test_export_fixtures as fx
 from PIL import Image
 from test_export_fixtures import digits, error_lines, run_module
 
-from daaa_tf import exporting, predicting
+from daaa_tf.serving import runners as predicting
+from daaa_tf.serving import writer as exporting
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 

@@ -8,8 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from daaa_tf import io, report, runtime
+from daaa_tf import io, runtime
 from daaa_tf.models import build_classifier
+from daaa_tf.report import tables as report
 
 # target_test_accuracy per seed, written into the fake run directory below
 ACC = {"full": [0.91, 0.935, 0.95], "full-noAT": [0.88, 0.9], "RevGrad": [0.7], "EM-A": [0.6, 0.66], "S+Tf": [0.8]}
@@ -100,7 +101,7 @@ def test_plots_are_written(run_dir, tmp_path):
 def test_curves_mean_band_input():
     runs = [report.Run("full", s, "", {"target_test_accuracy": 0.5, "history": {"at": h}})
             for s, h in enumerate(([1.0, 2.0, 3.0], [3.0, 4.0]))]
-    from daaa_tf.report_plots import curves
+    from daaa_tf.report.plots import curves
 
     np.testing.assert_array_equal(curves(runs, "at"), [[1.0, 2.0], [3.0, 4.0]])  # cut to the shortest
     assert curves(runs, "missing") is None

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from daaa_tf import io, revgrad, runtime
+from daaa_tf import io, runtime
+from daaa_tf.method import revgrad
 from daaa_tf.models import build_classifier, load_classifier, preprocess
 
 

@@ -4,7 +4,7 @@ import os
 
 from absl import flags
 
-from daaa_tf.adapt_stage import AdaptConfig, run_adaptation
+from daaa_tf.stages.adapt import AdaptConfig, run_adaptation
 from trainers import flags as f
 
 FLAGS = flags.FLAGS

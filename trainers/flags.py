@@ -111,7 +111,7 @@ def define_adapt_flags():
 
 
 def define_pipeline_flags():
-    from daaa_tf.pipeline import VARIANTS
+    from daaa_tf.stages.pipeline import VARIANTS
 
     flags.DEFINE_list("variants", ["full"], f"Adaptation variants to run: {', '.join(VARIANTS)}; "
                       "'table1' = all Table-1 rows.")

@@ -10,8 +10,8 @@ import os
 from absl import flags
 
 from daaa_tf import io
-from daaa_tf import pipeline as pl
-from daaa_tf.report import make_report
+from daaa_tf.report.tables import make_report
+from daaa_tf.stages import pipeline as pl
 from trainers import flags as f
 
 FLAGS = flags.FLAGS

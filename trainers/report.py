@@ -26,7 +26,7 @@ def main(argv):
     if len(argv) > 2:
         raise ValueError(f"expected at most one run directory, got {' '.join(argv[1:])}")
     run_dir = argv[1] if len(argv) == 2 else FLAGS.run_dir
-    from daaa_tf.report import make_report
+    from daaa_tf.report.tables import make_report
 
     out_dir = FLAGS.report_dir or run_dir
     result = make_report(run_dir, out_dir, FLAGS.report_images)

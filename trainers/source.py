@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from daaa_tf.source_stage import SourceConfig, train_source
+from daaa_tf.stages.source import SourceConfig, train_source
 from trainers import flags as f
 
 FLAGS = flags.FLAGS

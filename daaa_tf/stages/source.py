@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from daaa_tf import StageError, io, runtime
 from daaa_tf.data import load_domain
+from daaa_tf.method.schedules import make_optimizer
 from daaa_tf.models import build_classifier, preprocess
-from daaa_tf.resume import Backup
-from daaa_tf.schedules import make_optimizer
+from daaa_tf.stages.resume import Backup
 
 
 @dataclasses.dataclass

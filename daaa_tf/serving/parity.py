@@ -1,6 +1,6 @@
 """The parity check of exported models: per-format rows against the Keras reference, bounds, parity.json, table.
 
-Numpy only (the runners come from ``daaa_tf.predicting``), so the CLIs can read, check and print parity
+Numpy only (the runners come from ``daaa_tf.serving.runners``), so the CLIs can read, check and print parity
 without importing TensorFlow. ``daaa_tf.exporting.export_formats`` evaluates every staged artifact with
 ``evaluate_format`` and installs it only when ``check_bounds`` finds nothing.
 """
@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from daaa_tf.predicting import SAVED_MODEL, run_batched
+from daaa_tf.serving.runners import SAVED_MODEL, run_batched
 
 TFLITE_MODES = ("float", "dynamic", "int8")
 FORMATS = (SAVED_MODEL,) + TFLITE_MODES

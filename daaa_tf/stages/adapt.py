@@ -9,14 +9,14 @@ import keras
 import numpy as np
 
 from daaa_tf import StageError, io, runtime
-from daaa_tf.adaptation import build_daaa
 from daaa_tf.data import load_domain
 from daaa_tf.data.mixing import DEFAULT_PROPORTIONS, STREAMS, adaptation_dataset
 from daaa_tf.data.pairs import read_manifest
+from daaa_tf.method.daaa import build_daaa
+from daaa_tf.method.posterior import PosteriorSync
 from daaa_tf.models import load_classifier
-from daaa_tf.monitoring import AttentionImages, NaNGuard, StepScalars
-from daaa_tf.posterior import PosteriorSync
-from daaa_tf.resume import Backup
+from daaa_tf.stages.callbacks import AttentionImages, NaNGuard, StepScalars
+from daaa_tf.stages.resume import Backup
 
 
 @dataclasses.dataclass

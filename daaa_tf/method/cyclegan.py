@@ -7,7 +7,7 @@ divided by ``num_replicas_in_sync`` (``optimizer.apply`` sums the replicas' grad
 replicas equals one step on one device. Mean trackers receive the unscaled values.
 
 The stage that trains it and writes the pair shards (``train_cyclegan``, ``translate_domains``) is
-``daaa_tf.cyclegan_stage``.
+``daaa_tf.stages.cyclegan``.
 """
 
 import dataclasses
@@ -15,8 +15,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from daaa_tf import losses
-from daaa_tf.models.cyclegan import ImagePool, build_discriminator, build_generator
+from daaa_tf.method import losses
+from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_generator
 
 NETWORKS = ("g_st", "g_ts", "d_s", "d_t")
 

@@ -9,11 +9,11 @@ replicas' gradients (summed by ``optimizer.apply``) equal the single-device grad
 import keras
 import tensorflow as tf
 
-from daaa_tf import losses
-from daaa_tf.attention import attention_alignment_loss, attention_map
+from daaa_tf.method import losses
+from daaa_tf.method.attention import attention_alignment_loss, attention_map
+from daaa_tf.method.posterior import sync_posterior
+from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
 from daaa_tf.models import build_classifier, head_variable_ids, preprocess
-from daaa_tf.posterior import sync_posterior
-from daaa_tf.schedules import RestartableAnnealing, make_optimizer
 
 
 class DAAA(keras.Model):

@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from daaa_tf import runtime
-from daaa_tf.cyclegan import NETWORKS, build_cyclegan, to_float, to_uint8
 from daaa_tf.data import pairs
 from daaa_tf.io import atomic_path, read_json, write_json
+from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan, to_float, to_uint8
 
 SIZE_POLICIES = ("resize", "error")
 

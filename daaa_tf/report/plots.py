@@ -115,7 +115,7 @@ def _maps(net, images, arch):
     """(predictions [N], [selected taps -> maps [N, H, W] in [0, 1]], tap labels); at most 3 taps, evenly spread."""
     import tensorflow as tf
 
-    from daaa_tf.attention import attention_map
+    from daaa_tf.method.attention import attention_map
     from daaa_tf.models import preprocess
 
     out = net(preprocess(images, arch), training=False)

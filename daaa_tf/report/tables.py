@@ -227,7 +227,7 @@ def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
     ``load_images(spec, image_size, n)`` -> (uint8 [n, H, W, 3], labels) picks the target test images of the
     attention grid (default: ``daaa_tf.report_plots.target_test_images``). Returns the results.json dict.
     """
-    from daaa_tf import report_plots as rp
+    from daaa_tf.report import plots as rp
 
     out_dir = out_dir or run_dir
     runs, incomplete, notes = collect(run_dir)

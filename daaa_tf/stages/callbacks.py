@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf.attention import attention_map
+from daaa_tf.method.attention import attention_map
 from daaa_tf.models import preprocess
 
 

@@ -3,7 +3,7 @@
 The SavedModel is written with ``keras.export.ExportArchive`` and custom uint8 endpoints (preprocessing inside
 the graph), never with a bare ``tf.Module`` holding the Keras model: that saves a correct SavedModel but its
 TFLite conversion keeps uninitialised variables and silently returns NaN (DESIGN section 8). Every format is
-compared with the Keras model on the target test set (``daaa_tf.parity``), and a format outside its bound is
+compared with the Keras model on the target test set (``daaa_tf.serving.parity``), and a format outside its bound is
 not installed (``daaa_tf.parity.check_bounds``).
 
 Signatures of ``saved_model/``:
@@ -22,11 +22,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf.attention import attention_map
 from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
+from daaa_tf.method.attention import attention_map
 from daaa_tf.models import ARCHS, preprocess
-from daaa_tf.parity import FORMATS, PARITY_FILE, TFLITE_MODES, default_bounds, evaluate_format, merge_parity
-from daaa_tf.predicting import (
+from daaa_tf.serving.parity import FORMATS, PARITY_FILE, TFLITE_MODES, default_bounds, evaluate_format, merge_parity
+from daaa_tf.serving.runners import (
     ATTENTION,
     LABELS_FILE,
     METADATA,

@@ -23,13 +23,14 @@ import time
 import keras
 import tensorflow as tf
 
-from daaa_tf import io, losses, runtime
-from daaa_tf.adaptation import target_test_step
+from daaa_tf import io, runtime
 from daaa_tf.data import load_domain
+from daaa_tf.method import losses
+from daaa_tf.method.daaa import target_test_step
+from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
 from daaa_tf.models import build_classifier, head_variable_ids, load_classifier, preprocess
-from daaa_tf.monitoring import NaNGuard, StepScalars
-from daaa_tf.resume import Backup
-from daaa_tf.schedules import RestartableAnnealing, make_optimizer
+from daaa_tf.stages.callbacks import NaNGuard, StepScalars
+from daaa_tf.stages.resume import Backup
 
 DEFAULT_HIDDEN = {"digit_cnn": (100,), "resnet50": (1024, 1024)}  # Ganin & Lempitsky's domain classifiers
 

@@ -1,0 +1,1 @@
+"""The results report: tables (results.md/json) and plots."""
