@@ -28,7 +28,7 @@ def adapt_config():
         lr_power=FLAGS.lr_power, head_lr_mult=FLAGS.head_lr_mult, epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch, seed=FLAGS.seed, strategy=FLAGS.strategy,
         precision=FLAGS.precision, eval_batch_size=FLAGS.eval_batch_size, log_every=FLAGS.log_every,
-        profile_steps=tuple(int(s) for s in FLAGS.profile_steps))
+        profile_steps=tuple(int(s) for s in FLAGS.profile_steps), augment_streams=tuple(FLAGS.augment_streams))
 
 
 def main(argv):

@@ -89,6 +89,9 @@ def define_adapt_flags():
     flags.DEFINE_list("streams", ["s", "tf", "t", "sf"], "Active streams: s (real source), tf (synthetic "
                       "target), t (real target, L_EM), sf (synthetic source, L_EM). Table 1: s | tf | s,tf | "
                       "s,tf,t,sf.")
+    flags.DEFINE_list("augment_streams", [], "Beyond the paper: colour-augment these streams' target-net "
+                      "inputs (s, tf, t, sf); with t, M_post's posterior of the clean x_t labels its augmented "
+                      "view (target consistency for L_EM). Empty = the paper.")
     flags.DEFINE_float("beta", 1.0, "Weight of L_AT in Eq. 13 (0 = 'wo L_AT').", lower_bound=0.0)
     flags.DEFINE_enum("attention_criterion", "l2", ["l2", "l1", "mmd", "jmmd"], "Alignment criterion (Table 4).")
     flags.DEFINE_float("threshold", 0.95, "p_t: keep target samples whose max posterior >= p_t (0 = EM-B).",

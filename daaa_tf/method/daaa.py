@@ -11,9 +11,12 @@ import tensorflow as tf
 
 from daaa_tf.method import losses
 from daaa_tf.method.attention import attention_alignment_loss, attention_map
+from daaa_tf.method.augment import colour_augment, step_seed
 from daaa_tf.method.posterior import sync_posterior
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
 from daaa_tf.models import build_classifier, head_variable_ids, preprocess
+
+AUGMENT_KEYS = {"s": "xs", "tf": "xtf", "t": "xt", "sf": "xsf"}
 
 
 class DAAA(keras.Model):
@@ -26,7 +29,8 @@ class DAAA(keras.Model):
     """
 
     def __init__(self, target, source, posterior, arch, global_batch, beta=1.0, criterion="l2",
-                 threshold=0.95, grad_multipliers=None, schedule=None, **kwargs):
+                 threshold=0.95, grad_multipliers=None, schedule=None, augment_streams=(), augment_seed=0,
+                 **kwargs):
         super().__init__(name="daaa", **kwargs)
         if beta < 0:
             raise ValueError(f"--beta must be >= 0, got {beta}")
@@ -43,6 +47,11 @@ class DAAA(keras.Model):
         self.em_active = tf.Variable(0.0, trainable=False, name="em_active")
         self._multipliers = dict(grad_multipliers or {})
         self.schedule = schedule
+        unknown = set(augment_streams) - set(AUGMENT_KEYS)
+        if unknown:
+            raise ValueError(f"--augment_streams: expected some of {','.join(AUGMENT_KEYS)}, got {sorted(unknown)}")
+        self.augment_keys = [AUGMENT_KEYS[s] for s in AUGMENT_KEYS if s in augment_streams]
+        self.augment_seed = int(augment_seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("loss", "ce", "em", "at", "kept")}
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -73,7 +82,8 @@ class DAAA(keras.Model):
         x = {k: preprocess(v, self.arch) for k, v in data.items() if k.startswith("x")}
         order = [k for k in ("xs", "xtf", "xt", "xsf") if k in x]
         sizes = [x[k].shape[0] for k in order]
-        out = self.target(tf.concat([x[k] for k in order], axis=0), training=training)
+        out = self.target(tf.concat([self._target_input(data, x, k, training) for k in order], axis=0),
+                          training=training)
         logits = dict(zip(order, tf.split(out["logits"], sizes)))
         taps = {k: [] for k in order}
         for feat in out["taps"]:  # one map per tap on the whole batch, then split (row-wise, so identical)
@@ -118,6 +128,14 @@ class DAAA(keras.Model):
             at = attention_alignment_loss(families, self.criterion)
         extras = {"kept": kept, "logits": labelled_logits, "labels": labelled_y}
         return {"ce": ce, "em": em, "at": at}, extras
+
+    def _target_input(self, data, x, key, training):
+        """The target network's input for stream ``key``: colour-augmented when asked (M_post and the source
+        net always see the clean image, so augmenting x_t turns L_EM into a weak/strong consistency loss)."""
+        if not (training and key in self.augment_keys):
+            return x[key]
+        seed = step_seed(self.augment_seed, self.optimizer.iterations) + [self.augment_keys.index(key) * 7919, 0]
+        return preprocess(colour_augment(data[key], seed), self.arch)
 
     def train_step(self, data):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -186,7 +204,9 @@ def build_daaa(cfg, source_net, strategy):
                        if cfg.head_lr_mult != 1.0 else None)
         model = DAAA(target, source, posterior, cfg.arch, cfg.batch_size, beta=cfg.beta,
                      criterion=cfg.attention_criterion, threshold=cfg.threshold,
-                     grad_multipliers=multipliers, schedule=schedule)
+                     grad_multipliers=multipliers, schedule=schedule,
+                     augment_streams=tuple(getattr(cfg, "augment_streams", ())),
+                     augment_seed=getattr(cfg, "seed", 0))
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(target.trainable_variables)
     return model, counts

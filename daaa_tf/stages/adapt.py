@@ -50,6 +50,7 @@ class AdaptConfig:
     log_every: int = 10
     profile_steps: tuple = ()
     num_attention_images: int = 6
+    augment_streams: tuple = ()
 
 
 def _check_inputs(cfg, source_net):

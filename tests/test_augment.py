@@ -1,0 +1,53 @@
+"""Colour augmentation (``--augment_streams``): colours only, deterministic per (seed, step), and in the DAAA
+step only the target network's view of the chosen streams changes (M_post and the source net see clean x_t)."""
+
+import numpy as np
+import tensorflow as tf
+
+from daaa_tf.data.mixing import stream_counts
+from daaa_tf.method.augment import colour_augment
+from daaa_tf.method.daaa import build_daaa
+from tests.test_adaptation import make_batch, make_cfg, make_source
+
+
+def test_colour_augment_changes_colours_not_positions():
+    rng = np.random.default_rng(0)
+    img = np.full((6, 8, 8, 3), 40, np.uint8)
+    img[:, 2, 5] = rng.integers(150, 256, (6, 3))  # one distinct pixel per image
+    seed = tf.constant([3, 7], tf.int64)
+    out = colour_augment(img, seed).numpy()
+    assert out.shape == img.shape and out.min() >= 0 and out.max() <= 255
+    for i in range(len(img)):
+        # every background pixel maps to one colour, and the marked pixel keeps a different one at its place
+        bg = out[i].reshape(-1, 3)
+        bg = np.delete(bg, 2 * 8 + 5, axis=0)
+        assert np.ptp(bg, axis=0).max() < 1e-4
+        assert np.abs(out[i, 2, 5] - bg[0]).max() > 1.0
+    np.testing.assert_array_equal(out, colour_augment(img, seed).numpy())  # stateless: same seed, same result
+    assert np.abs(out - colour_augment(img, tf.constant([3, 8], tf.int64)).numpy()).max() > 1.0
+    # per image: not every image gets the same transform
+    assert len({tuple(np.round(out[i, 0, 0], 3)) for i in range(len(img))}) > 1
+
+
+def test_augmented_target_stream_changes_only_the_target_view():
+    cfg = make_cfg(augment_streams=("t",), seed=0)
+    source = make_source()
+    model, counts = build_daaa(cfg, source, tf.distribute.get_strategy())
+    assert model.augment_keys == ["xt"]
+    batch = {k: tf.constant(v) for k, v in make_batch(stream_counts(8, cfg.proportions, cfg.streams)).items()}
+    model.em_active.assign(1.0)
+    model.threshold.assign(0.0)  # keep every target sample so L_EM sees the augmented view
+    plain_cfg = make_cfg(seed=0)
+    plain, _ = build_daaa(plain_cfg, source, tf.distribute.get_strategy())
+    plain.em_active.assign(1.0)
+    plain.threshold.assign(0.0)
+    aug_train, _ = model.compute_losses(batch, training=True)
+    ref_train, _ = plain.compute_losses(batch, training=True)
+    aug_eval, _ = model.compute_losses(batch, training=False)
+    ref_eval, _ = plain.compute_losses(batch, training=False)
+    # L_CE only sees x_s, x~t: unchanged; L_EM and L_AT see the augmented x_t: changed.
+    np.testing.assert_allclose(aug_train["ce"], ref_train["ce"], rtol=1e-5)
+    assert abs(float(aug_train["em"]) - float(ref_train["em"])) > 1e-4
+    assert abs(float(aug_train["at"]) - float(ref_train["at"])) > 1e-6
+    for k in ("ce", "em", "at"):  # never at evaluation
+        np.testing.assert_allclose(aug_eval[k], ref_eval[k], rtol=1e-5)
