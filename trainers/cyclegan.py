@@ -27,7 +27,7 @@ def cyclegan_config():
         gan_loss=FLAGS.gan_loss, cycle_weight=FLAGS.cycle_weight, identity_weight=FLAGS.identity_weight,
         pool_size=FLAGS.pool_size, lr=FLAGS.cyclegan_lr, beta1=FLAGS.cyclegan_beta1,
         batch_size=FLAGS.cyclegan_batch_size, steps=FLAGS.cyclegan_steps,
-        steps_per_epoch=FLAGS.cyclegan_steps_per_epoch, seed=FLAGS.seed)
+        steps_per_epoch=FLAGS.cyclegan_steps_per_epoch, seed=FLAGS.seed, semantic_weight=FLAGS.semantic_weight)
 
 
 def main(argv):
@@ -43,7 +43,13 @@ def main(argv):
                             FLAGS.image_size, FLAGS.on_size_mismatch, "--source")
     target = conform_domain(load_domain(FLAGS.target, "train", FLAGS.image_size, role="target"),
                             FLAGS.image_size, FLAGS.on_size_mismatch, "--target")
-    model, metrics = train_cyclegan(cfg, source, target, out, strategy)
+    semantic_net = None
+    if cfg.semantic_weight:
+        from daaa_tf.models import load_classifier
+
+        semantic_net = load_classifier(f.path_or_default(FLAGS.source_model, "source", "model.keras"))
+    model, metrics = train_cyclegan(cfg, source, target, out, strategy, semantic_net=semantic_net,
+                                    semantic_arch=FLAGS.arch)
     print(f"cyclegan: {metrics['step']} steps -> {out} (samples.png, g_st.keras, g_ts.keras)")
     metrics["translation"] = translate_domains(
         model, source, target, pairs_dir, batch_size=FLAGS.translate_batch_size, shard_size=FLAGS.shard_size,

@@ -40,6 +40,9 @@ def define_cyclegan_flags():
     flags.DEFINE_float("identity_weight", 0.0, "Weight of CycleGAN's identity loss |G^ST(x_t) - x_t|_1 + "
                        "|G^TS(x_s) - x_s|_1 (0 = off; the CycleGAN paper uses lambda/2).", lower_bound=0.0,
                        upper_bound=MAX_CYCLE_WEIGHT)
+    flags.DEFINE_float("semantic_weight", 0.0, "Beyond the paper: weight of CyCADA's semantic consistency "
+                       "CE(f_S(G(x)), argmax f_S(x)) with the frozen source network f_S (--source_model); "
+                       "0 = off (the paper).", lower_bound=0.0, upper_bound=MAX_CYCLE_WEIGHT)
     flags.DEFINE_integer("pool_size", 50, "Past fakes kept per discriminator (0 = no pool).", lower_bound=0,
                          upper_bound=MAX_POOL_SIZE)
     flags.DEFINE_float("cyclegan_lr", 4e-4, "Adam learning rate of all four networks.", lower_bound=0.0)

@@ -39,6 +39,7 @@ class CycleGANConfig:
     steps: int = 1000
     steps_per_epoch: int = 100
     seed: int = 0
+    semantic_weight: float = 0.0
 
 
 def to_float(images):
@@ -59,7 +60,8 @@ class CycleGAN(keras.Model):
     """
 
     def __init__(self, g_st, g_ts, d_s, d_t, cycle_weight=10.0, identity_weight=0.0, gan_loss="lsgan",
-                 pool_size=50, seed=0, **kwargs):
+                 pool_size=50, seed=0, semantic_net=None, semantic_weight=0.0, semantic_arch="digit_cnn",
+                 **kwargs):
         super().__init__(**kwargs)
         if gan_loss not in losses.GAN_LOSSES:
             raise ValueError(f"--gan_loss: expected one of {losses.GAN_LOSSES}, got {gan_loss!r}")
@@ -69,8 +71,15 @@ class CycleGAN(keras.Model):
         shape = tuple(g_st.input_shape[1:])
         self.pool_s = ImagePool(pool_size, shape, seed, name="pool_s") if pool_size else None
         self.pool_t = ImagePool(pool_size, shape, seed + 1, name="pool_t") if pool_size else None
+        self.semantic_weight, self.semantic_arch = float(semantic_weight), semantic_arch
+        if self.semantic_weight and semantic_net is None:
+            raise ValueError("--semantic_weight > 0 needs the source network (--source_model)")
+        self.semantic_net = semantic_net if self.semantic_weight else None
+        if self.semantic_net is not None:
+            self.semantic_net.trainable = False
         names = ["g_st_adv", "g_ts_adv", "cycle", "g_total", "d_s", "d_t"]
         names += ["identity"] if self.identity_weight else []
+        names += ["semantic"] if self.semantic_net is not None else []
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
         self.built = True
 
@@ -136,6 +145,9 @@ class CycleGAN(keras.Model):
                 identity = (losses.identity_loss(x_t, self.g_st(x_t, training=True))
                             + losses.identity_loss(x_s, self.g_ts(x_s, training=True)))
                 g_total += self.identity_weight * identity
+            if self.semantic_net is not None:
+                semantic = self._semantic_loss(x_s, x_t, fake_t, fake_s)
+                g_total += self.semantic_weight * semantic
             # One discriminator pass over [real; shown fakes; current fakes (for the generator's term)].
             d_t_out, shown_t = self._discriminate(self.d_t, self.pool_t, x_t, fake_t)
             d_s_out, shown_s = self._discriminate(self.d_s, self.pool_s, x_s, fake_s)
@@ -158,9 +170,28 @@ class CycleGAN(keras.Model):
                   "d_s": d_s_loss, "d_t": d_t_loss}
         if self.identity_weight:
             values["identity"] = identity
+        if self.semantic_net is not None:
+            values["semantic"] = semantic
         for k, v in values.items():
             self.trackers[k].update_state(v)
         return {k: t.result() for k, t in self.trackers.items()}
+
+    def _semantic_loss(self, x_s, x_t, fake_t, fake_s):
+        """CyCADA's semantic consistency (beyond the paper): the frozen source network f_S labels a translation
+        as it labels the original, CE(f_S(G^ST(x_s)), argmax f_S(x_s)) + CE(f_S(G^TS(x_t)), argmax f_S(x_t)),
+        batch means. Images go from the generators' [-1, 1] to f_S's input through ``preprocess``."""
+        from daaa_tf.models import preprocess
+
+        def logits(x):
+            x255 = (tf.cast(x, tf.float32) + 1.0) * 127.5
+            return tf.cast(self.semantic_net(preprocess(x255, self.semantic_arch), training=False)["logits"],
+                           tf.float32)
+
+        n = tf.shape(x_s)[0]
+        originals = tf.stop_gradient(tf.argmax(logits(tf.concat([x_s, x_t], 0)), axis=-1))
+        translated = logits(tf.concat([fake_t, fake_s], 0))
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(originals, translated)
+        return tf.reduce_mean(ce[:n]) + tf.reduce_mean(ce[n:])
 
     @property
     def _loss_scaling(self):
@@ -179,8 +210,10 @@ class CycleGAN(keras.Model):
         return to_uint8(gen(to_float(images_uint8), training=False))
 
 
-def build_cyclegan(config, strategy=None):
-    """Builds and compiles the CycleGAN of ``config`` (in ``strategy``'s scope when given)."""
+def build_cyclegan(config, strategy=None, semantic_net=None, semantic_arch="digit_cnn"):
+    """Builds and compiles the CycleGAN of ``config`` (in ``strategy``'s scope when given).
+
+    ``semantic_net``: the frozen source classifier, needed when ``config.semantic_weight`` > 0."""
     strategy = strategy or tf.distribute.get_strategy()
     c = config
     for name, value, low, high in (("--cycle_weight", c.cycle_weight, 0, 1000),
@@ -193,8 +226,13 @@ def build_cyclegan(config, strategy=None):
         g_ts = build_generator(c.image_size, c.gen_width, c.gen_blocks, c.upsample, name="g_ts")
         d_s = build_discriminator(c.image_size, c.disc_width, c.disc_layers, name="d_s")
         d_t = build_discriminator(c.image_size, c.disc_width, c.disc_layers, name="d_t")
+        if semantic_net is not None and c.semantic_weight:
+            clone = keras.models.clone_model(semantic_net)  # its variables live in this strategy's scope
+            clone.set_weights(semantic_net.get_weights())
+            semantic_net = clone
         model = CycleGAN(g_st, g_ts, d_s, d_t, c.cycle_weight, c.identity_weight, c.gan_loss, c.pool_size,
-                         c.seed, name="cyclegan")
+                         c.seed, semantic_net=semantic_net, semantic_weight=c.semantic_weight,
+                         semantic_arch=semantic_arch, name="cyclegan")
         model.compile(make_optimizers(c.lr, c.beta1))
     return model
 

@@ -149,7 +149,8 @@ class EpochEnd(keras.callbacks.Callback):
         write_json(os.path.join(self.out_dir, "metrics.json"), {"step": step, "history": self.history})
 
 
-def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None, sample_count=8):
+def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None, sample_count=8,
+                   semantic_net=None, semantic_arch="digit_cnn"):
     """Trains (or resumes) a CycleGAN; ``source``/``target`` have ``.dataset()`` and ``.num_examples``.
 
     Writes ``out_dir``/checkpoints (every ``steps_per_epoch``), samples.png, tensorboard/, metrics.json and,
@@ -160,7 +161,7 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     if c.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
                          f"{strategy.num_replicas_in_sync} replicas")
-    model = build_cyclegan(c, strategy)
+    model = build_cyclegan(c, strategy, semantic_net, semantic_arch)
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
     if manager.latest_checkpoint:
