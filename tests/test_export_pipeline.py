@@ -9,11 +9,14 @@ import json
 import os
 
 import pytest
+import test_export_fixtures as fx
 from test_export_fixtures import ROOT
 
 from daaa_tf import StageError
 from daaa_tf.serving.parity import PARITY_FAILED_EXIT
 from daaa_tf.stages import pipeline as pl
+
+trained_model = fx.trained_model  # the session fixture shared by the export tests
 
 STUB = """import json, os, sys
 run_dir, name, status = sys.argv[-3], sys.argv[-2], int(sys.argv[-1])  # after --flagfile
@@ -88,3 +91,24 @@ def test_the_pipeline_writes_its_report_and_ends_naming_the_failed_format(stub_s
     last = out.err.strip().splitlines()[-1]
     assert last.startswith("error: export dynamic outside the parity bounds, not installed"), out.err[-800:]
     assert "saved_model" not in last
+
+
+def test_a_real_export_outside_its_bounds_exits_3_and_the_pipeline_goes_on(trained_model, stub_stages):
+    # The real export.tflite in its own process, on the demo target, with a bound no model can meet.
+    run_dir, make = stub_stages
+    flagfile = run_dir / "pipeline.flags"
+    flagfile.write_text("")
+    export = pl.Stage("export tflite", "export.tflite", str(run_dir / "export" / "parity.json"),
+                      (f"--run_dir={run_dir}", f"--model={trained_model}", "--target=demo",
+                       "--tflite_formats=float,dynamic", "--dynamic_min_agreement=1.01"), parity_stage=True)
+    logged = []
+    pl.run([export, make("after")], str(flagfile), log=logged.append)
+    assert (run_dir / "ran.txt").read_text().split() == ["after"]
+    assert pl.failed_exports(str(run_dir)) == ["dynamic"]
+    assert (run_dir / "export" / "model_float.tflite").is_file()
+    assert not (run_dir / "export" / "model_dynamic.tflite").exists()
+    parity = json.load(open(run_dir / "export" / "parity.json"))
+    assert not parity["complete"] and parity["formats"]["dynamic"]["violations"] == [
+        f"top-1 agreement {parity['formats']['dynamic']['top1_agreement']:.4f} < 1.0100"]
+    assert parity["reference"]["num_examples"] > 100  # the whole demo target test set (--num_parity=0)
+    assert pl.failure_line(str(run_dir), ["dynamic"]).startswith("error: export dynamic outside the parity bounds")
