@@ -28,9 +28,9 @@ def load_tfds(name, split, image_size=32, data_dir=None):
         raise ValueError(f"{spec}: not a TensorFlow Datasets dataset ({first})") from None
     if not builder.is_prepared():
         base = str(getattr(builder, "data_dir_root", None) or builder.data_dir)
-        if name.split("/")[0].split(":")[0] in tfds_mnist_m.BUILDERS:
-            hint = tfds_mnist_m.PREPARE_HINT.format(name=name.split("/")[0].split(":")[0],
-                                                     instructions=builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+        bare = name.split("/")[0].split(":")[0]
+        if bare in tfds_mnist_m.BUILDERS:  # made from local files (manual_dir), not downloaded
+            hint = tfds_mnist_m.PREPARE_HINT.format(name=bare, instructions=builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
             raise FileNotFoundError(f"{spec} is not prepared in {base}: {hint}")
         raise FileNotFoundError(
             f"{spec} is not downloaded in {base} and this machine cannot download it; run `tfds build "
