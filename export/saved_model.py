@@ -3,7 +3,7 @@
   python -m export.saved_model --run_dir=runs/demo [--model=PATH.keras] [--export_dir=DIR] [--overwrite]
 
 Writes <export_dir>/saved_model/ (serving_default, attention, metadata), labels.txt, parity.json; prints the
-parity table and exits with status 1 when the SavedModel is outside its bound (it is then not installed). An
+parity table and exits with status 3 when the SavedModel is outside its bound (it is then not installed). An
 existing export is refused unless --overwrite, except one that parity.json shows was exported from the same
 model (sha256) within its bounds: that is kept (so a rerun of the pipeline is a no-op). Bad input (no model,
 a foreign existing export) gives one error line and status 2.
@@ -52,7 +52,7 @@ def run(formats):
     """Shared body of export.saved_model and export.tflite: export ``formats``, print parity, exit status."""
     from daaa_tf.models import load_classifier
     from daaa_tf.serving import writer as exporting
-    from daaa_tf.serving.parity import PARITY_FILE, format_table
+    from daaa_tf.serving.parity import PARITY_FAILED_EXIT, PARITY_FILE, format_table
 
     model_path = FLAGS.model or exporting.default_model_path(FLAGS.run_dir)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
@@ -99,7 +99,7 @@ def run(formats):
         kept = "not installed" if FLAGS.enforce_bounds else "installed anyway (--noenforce_bounds)"
         print(f"error: {', '.join(failed)} outside the parity bounds ({kept}); see the table above",
               file=sys.stderr)
-        return 1
+        return PARITY_FAILED_EXIT
     return 0
 
 

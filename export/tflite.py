@@ -3,8 +3,8 @@
   python -m export.tflite --run_dir=runs/demo [--tflite_formats=float,dynamic,int8] [--num_calibration=200]
 
 Writes <export_dir>/model_{float,dynamic,int8}.tflite (uint8 image input, serving_default signature),
-labels.txt and parity.json; prints the parity table and exits with status 1 when a variant is outside its
-bounds (that variant is then not installed). int8 is calibrated on target training images.
+labels.txt and parity.json; prints the parity table and exits with status 3 when a variant is outside its
+bounds (that variant is then not installed; the others are). int8 is calibrated on target training images.
 """
 
 from absl import flags

@@ -14,7 +14,15 @@ from test_export_fixtures import digits, error_lines, fake_load_domain, run_cli,
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import load_classifier, preprocess
 from daaa_tf.serving import writer as exporting
-from daaa_tf.serving.parity import check_bounds, default_bounds, format_table, parity_row
+from daaa_tf.serving.parity import (
+    FORMATS,
+    PARITY_FAILED_EXIT,
+    check_bounds,
+    default_bounds,
+    failed_formats,
+    format_table,
+    parity_row,
+)
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 
@@ -111,6 +119,57 @@ def test_out_of_bound_format_is_not_installed_unless_told(trained_model, tmp_pat
     assert failed == ["saved_model"] and os.path.isdir(tmp_path / "saved_model")
 
 
+GOOD_ROW = {"max_abs_delta": 0.0, "top1_agreement": 1.0, "accuracy_drop": 0.0, "finite": True}
+
+
+@pytest.mark.parametrize("fmt, field, bad, good", [
+    ("saved_model", "max_abs_delta", 2e-5, 1e-5),
+    ("float", "max_abs_delta", 2e-4, 1e-4),
+    ("dynamic", "top1_agreement", 0.979, 0.98),
+    ("dynamic", "accuracy_drop", 1.01, 1.0),
+    ("int8", "top1_agreement", 0.929, 0.93),
+    ("int8", "accuracy_drop", 2.01, 2.0),
+])
+def test_every_format_bound_is_a_gate_that_trips_on_its_own(fmt, field, bad, good):
+    bounds = default_bounds()[fmt]
+    assert check_bounds(GOOD_ROW, bounds) == []
+    assert check_bounds({**GOOD_ROW, field: good}, bounds) == []  # the bound itself passes
+    violations = check_bounds({**GOOD_ROW, field: bad}, bounds)
+    assert len(violations) == 1, violations  # this one field alone fails the format
+    assert {"max_abs_delta": "max |delta|", "top1_agreement": "top-1 agreement",
+            "accuracy_drop": "accuracy drop"}[field] in violations[0]
+
+
+def test_quantized_formats_are_judged_by_agreement_and_accuracy_not_max_delta():
+    bounds = default_bounds()
+    assert set(bounds) == set(FORMATS)
+    for fmt in ("saved_model", "float"):
+        assert set(bounds[fmt]) == {"max_abs_delta"}
+    for fmt in ("dynamic", "int8"):
+        assert set(bounds[fmt]) == {"min_top1_agreement", "max_accuracy_drop"}
+        assert check_bounds({**GOOD_ROW, "max_abs_delta": 0.5}, bounds[fmt]) == []
+        assert check_bounds({**GOOD_ROW, "accuracy_drop": -3.0}, bounds[fmt]) == []  # a gain never fails
+    # Measured rows that must pass: real MNIST -> MNIST-M dynamic (the row that once cost a finished run), the
+    # demo's adapted model, the demo's source-only model in int8 (near-ties flip).
+    assert check_bounds({"max_abs_delta": 0.064, "top1_agreement": 0.995, "accuracy_drop": 0.06, "finite": True},
+                        bounds["dynamic"]) == []
+    assert check_bounds({"max_abs_delta": 0.042, "top1_agreement": 0.998, "accuracy_drop": 0.0, "finite": True},
+                        bounds["dynamic"]) == []
+    for agreement, drop in ((0.992, -0.4), (0.94, 1.4), (0.964, 0.6)):
+        assert check_bounds({"max_abs_delta": 0.3, "top1_agreement": agreement, "accuracy_drop": drop,
+                             "finite": True}, bounds["int8"]) == []
+    # A broken conversion (agreement near chance, tens of points lost) fails both on both counts.
+    broken = {"max_abs_delta": 0.9, "top1_agreement": 0.12, "accuracy_drop": 70.0, "finite": True}
+    for fmt in ("dynamic", "int8"):
+        assert len(check_bounds(broken, bounds[fmt])) == 2
+
+
+def test_failed_formats_lists_the_rows_outside_their_bounds_in_format_order():
+    rows = {"int8": {"ok": False}, "saved_model": {"ok": True}, "dynamic": {"ok": False}, "float": {"ok": True}}
+    assert failed_formats({"formats": rows}) == ["dynamic", "int8"]
+    assert failed_formats({}) == [] and failed_formats(None) == []
+
+
 def test_non_finite_outputs_fail_every_bound():
     # The silent-NaN TFLite trap (DESIGN section 8) must never pass a parity check.
     reference = np.full((4, 3), 1 / 3, np.float32)
@@ -154,11 +213,14 @@ def test_cli_exports_prints_the_table_and_exits_nonzero_out_of_bounds(trained_mo
 
     calls = []
     monkeypatch.setattr(daaa_tf.data, "load_domain", fake_load_domain(calls), raising=False)
-    common = [f"--run_dir={tmp_path}", f"--model={trained_model}", "--target=fake", "--num_parity=300"]
+    common = [f"--run_dir={tmp_path}", f"--model={trained_model}", "--target=fake"]
     assert run_cli(export.saved_model.main, common) == 0
     assert ("fake", "test", 32, "target") in calls
+    # Real-size parity by default (--num_parity=0): the whole target test set, here all 1,000 fixture digits.
+    on_disk = json.load(open(tmp_path / "export" / "parity.json"))
+    assert on_disk["reference"]["num_examples"] == 1000 == on_disk["formats"]["saved_model"]["num_examples"]
     assert run_cli(export.tflite.main, common + ["--tflite_formats=float,dynamic",
-                                                 "--dynamic_max_delta=1e-9"]) == 1
+                                                 "--dynamic_min_agreement=1.01"]) == PARITY_FAILED_EXIT == 3
     out = capsys.readouterr()
     assert "saved_model" in out.out and "FAIL" in out.out and "dynamic outside the parity bounds" in out.err
     assert os.path.isfile(tmp_path / "export" / "model_float.tflite")

@@ -7,9 +7,10 @@ the colour photographs that installed packages ship, or of any folder of photos 
 with ``--target=mnist_m:data/mnist_m_dev``. Full-scale experiments only: the tests and the demo never need it.
 """
 
-from absl import app, flags
+from absl import flags
 
 from daaa_tf.data import mnist_m_recipe
+from trainers import flags as tflags
 
 flags.DEFINE_string("mnist", None, "folder with the four MNIST idx files (the digits)")
 flags.DEFINE_string("out", None, "output folder (the MNIST-M release layout)")
@@ -33,4 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    tflags.run_main(main)  # bad input (--photos, --mnist, sizes): one error line, status 2

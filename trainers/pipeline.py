@@ -3,9 +3,14 @@
 With no flags it runs the embedded demo (MNIST digits -> MNIST-M-style digits shipped in PyPI packages) end
 to end: source network, CycleGAN and translated pair shards, DAAA adaptation, export; then writes the report
 (results.md + plots, see trainers.report) and prints it. Completed stages are skipped on a rerun.
+
+Exit status: 0; 2 for bad input or a failed stage (one error line); 3 when an exported format is outside its
+parity bounds: that format is not installed, everything else is done, the report is written, and the last
+line names the failed formats (rerunning after relaxing a bound redoes only those).
 """
 
 import os
+import sys
 
 from absl import flags
 
@@ -29,11 +34,16 @@ def main(argv):
     seeds = tuple(range(FLAGS.seed, FLAGS.seed + FLAGS.seeds))
     stages = pl.plan(FLAGS.run_dir, tuple(dict.fromkeys(variants)), seeds, FLAGS.export, FLAGS.revgrad)
     times = pl.run(stages, flagfile)
-    io.write_json(os.path.join(FLAGS.run_dir, "pipeline.json"), {"stage_seconds": times})
+    failed = pl.failed_exports(FLAGS.run_dir) if FLAGS.export else []
+    io.write_json(os.path.join(FLAGS.run_dir, "pipeline.json"), {"stage_seconds": times, "export_failed": failed})
     make_report(FLAGS.run_dir)
     with open(os.path.join(FLAGS.run_dir, "results.md")) as fh:
         print("\n" + fh.read())
-    print(f"files: {os.path.abspath(FLAGS.run_dir)}  (TensorBoard: tensorboard --logdir {FLAGS.run_dir})")
+    print(f"files: {os.path.abspath(FLAGS.run_dir)}  (TensorBoard: tensorboard --logdir {FLAGS.run_dir})",
+          flush=True)
+    if failed:
+        print(pl.failure_line(FLAGS.run_dir, failed), file=sys.stderr)
+        return pl.PARITY_FAILED_EXIT
 
 
 if __name__ == "__main__":

@@ -115,6 +115,28 @@ def write_release(out_dir, split, images, labels):
     os.replace(tmp, os.path.join(out_dir, f"mnist_m_{split}_labels.txt"))
 
 
+def make_splits(mnist_dir, photos, sizes=None, seed=0):
+    """Yields (split, uint8 images [N, S, S, 3], labels [N]) of the recipe, split by split in ``sizes`` order.
+
+    ``sizes``: {split: N}, default the real release's 59,001 / 9,001 (the first N digits of each MNIST split).
+    One generator seeded with ``seed`` draws every split in turn, so the same call gives the same images
+    whoever writes them (``build_release``, the tfds builder ``daaa_tf.data.tfds_mnist_m.MnistMRecipe``).
+    """
+    from daaa_tf.data.mnist import FILES, IMAGE_MAGIC, LABEL_MAGIC, find_idx, read_idx
+
+    sizes = dict(RELEASE_SIZES if sizes is None else sizes)
+    pool = [photos[n] for n in sorted(photos)]
+    rng = np.random.default_rng(seed)
+    for split, n in sizes.items():
+        img_file, lab_file = FILES[split]
+        digits = read_idx(find_idx(mnist_dir, img_file), IMAGE_MAGIC)
+        labels = read_idx(find_idx(mnist_dir, lab_file), LABEL_MAGIC)
+        if n > len(digits):
+            raise ValueError(f"--{split}_size={n}: MNIST {split} has only {len(digits)} digits")
+        images, _ = build_split(digits[:n], labels[:n], pool, rng)
+        yield split, images, labels[:n]
+
+
 def build_release(mnist_dir, out_dir, photos, sizes=None, seed=0):
     """MNIST-M-style release from the MNIST idx files in ``mnist_dir`` and ``photos`` ({name: array}).
 
@@ -123,24 +145,12 @@ def build_release(mnist_dir, out_dir, photos, sizes=None, seed=0):
     """
     import json
 
-    from daaa_tf.data.mnist import FILES, IMAGE_MAGIC, LABEL_MAGIC, find_idx, read_idx
-
-    sizes = dict(RELEASE_SIZES if sizes is None else sizes)
-    names = sorted(photos)
-    pool = [photos[n] for n in names]
-    rng = np.random.default_rng(seed)
     os.makedirs(out_dir, exist_ok=True)
     written = {}
-    for split, n in sizes.items():
-        img_file, lab_file = FILES[split]
-        digits = read_idx(find_idx(mnist_dir, img_file), IMAGE_MAGIC)
-        labels = read_idx(find_idx(mnist_dir, lab_file), LABEL_MAGIC)
-        if n > len(digits):
-            raise ValueError(f"--{split}_size={n}: MNIST {split} has only {len(digits)} digits")
-        images, _ = build_split(digits[:n], labels[:n], pool, rng)
-        write_release(out_dir, split, images, labels[:n])
-        written[split] = n
+    for split, images, labels in make_splits(mnist_dir, photos, sizes, seed):
+        write_release(out_dir, split, images, labels)
+        written[split] = len(labels)
     with open(os.path.join(out_dir, "recipe.json"), "w") as f:
-        json.dump({"recipe": "mnist_m (|patch - digit|)", "photos": names, "sizes": written, "seed": seed,
-                   "mnist": os.path.abspath(mnist_dir)}, f, indent=1)
+        json.dump({"recipe": "mnist_m (|patch - digit|)", "photos": sorted(photos), "sizes": written,
+                   "seed": seed, "mnist": os.path.abspath(mnist_dir)}, f, indent=1)
     return written

@@ -14,6 +14,8 @@ from daaa_tf.data.domains import Domain, check_split
 def load_tfds(name, split, image_size=32, data_dir=None):
     import tensorflow_datasets as tfds
 
+    from daaa_tf.data import tfds_mnist_m  # registers tfds:mnist_m_recipe and tfds:mnist_m_release
+
     spec = f"tfds:{name}"
     check_split(spec, split)
     if not name:
@@ -26,6 +28,10 @@ def load_tfds(name, split, image_size=32, data_dir=None):
         raise ValueError(f"{spec}: not a TensorFlow Datasets dataset ({first})") from None
     if not builder.is_prepared():
         base = str(getattr(builder, "data_dir_root", None) or builder.data_dir)
+        bare = name.split("/")[0].split(":")[0]
+        if bare in tfds_mnist_m.BUILDERS:  # made from local files (manual_dir), not downloaded
+            hint = tfds_mnist_m.PREPARE_HINT.format(name=bare, instructions=builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
+            raise FileNotFoundError(f"{spec} is not prepared in {base}: {hint}")
         raise FileNotFoundError(
             f"{spec} is not downloaded in {base} and this machine cannot download it; run `tfds build "
             f"{name.split(':')[0]}` on a machine with internet (and copy {base}), or pass a local "

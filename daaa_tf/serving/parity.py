@@ -1,8 +1,10 @@
 """The parity check of exported models: per-format rows against the Keras reference, bounds, parity.json, table.
 
 Numpy only (the runners come from ``daaa_tf.serving.runners``), so the CLIs can read, check and print parity
-without importing TensorFlow. ``daaa_tf.exporting.export_formats`` evaluates every staged artifact with
-``evaluate_format`` and installs it only when ``check_bounds`` finds nothing.
+without importing TensorFlow. ``daaa_tf.serving.writer.export_formats`` evaluates every staged artifact with
+``evaluate_format`` and installs it only when ``check_bounds`` finds nothing. A format outside its bounds is
+reported (table, parity.json), left uninstalled, and the export exits with ``PARITY_FAILED_EXIT`` (3), which
+the pipeline tells apart from a crash: it goes on, writes the report and names the failed formats last.
 """
 
 import time
@@ -28,20 +30,36 @@ def parity_row(reference, probabilities, class_ids, labels):
             "finite": finite, "argmax_consistent": bool((class_ids == probabilities.argmax(-1)).all())}
 
 
-def default_bounds(saved_model_max_delta=1e-5, float_max_delta=1e-4, dynamic_max_delta=0.05,
-                   dynamic_min_agreement=0.98, int8_min_agreement=0.93, int8_max_accuracy_drop=2.0):
+PARITY_FAILED_EXIT = 3  # exit status of an export that finished but left formats outside their bounds out
+
+
+def default_bounds(saved_model_max_delta=1e-5, float_max_delta=1e-4, dynamic_min_agreement=0.98,
+                   dynamic_max_accuracy_drop=1.0, int8_min_agreement=0.93, int8_max_accuracy_drop=2.0):
     """Per-format bounds: {format: {"max_abs_delta" | "min_top1_agreement" | "max_accuracy_drop": value}}.
 
-    Measured (TF 2.21, digit CNN): SavedModel max |dp| 0, float <= 1.3e-6, dynamic 0.02-0.03 with agreement
-    >= 0.994. Full int8 flips near-ties (two logits within one int8 step end up equal and ARG_MAX takes the
-    lower index): a confident model (97 % accuracy) agrees on >= 99 % with <= 0.3 points accuracy change, but
-    the demo's source-only model on its target (56 %, 500 test images) agreed on 94-96.4 % with a drop of
-    0.6-1.4 points over 100-2,000 calibration images. The int8 bounds leave room for that; a broken
-    conversion (NaN, wrong calibration) lands far below them.
+    What matters for a served model is whether it gives the same answers, so the quantized formats are judged
+    by top-1 agreement with the Keras model and by the drop of target-test accuracy (percentage points); their
+    max |delta p| stays in the table as information only. Max |delta p| is bounded only where it is
+    meaningful, for the SavedModel (the same float32 graph) and TFLite float (the same math in another
+    runtime), so that a wrong graph there is caught at once.
+
+    Measured (TF 2.21): SavedModel max |dp| 0, float <= 1.8e-6. Dynamic range (int8 weights) moves
+    probabilities by 0.02-0.04 on the demo (agreement 0.998) but by 0.064 on real MNIST -> MNIST-M, where it
+    still agreed on 99.5 % of the 9,001 test images and cost 0.06 points: a max |dp| bound of 0.05 refused a
+    good model after a 108-minute run. Full int8 flips near-ties (two logits within one int8 step end up equal
+    and ARG_MAX takes the lower index): the demo's adapted model agreed on 99.2 % (accuracy +0.4 points), a
+    confident model (97 % accuracy) on >= 99 % with <= 0.3 points of change, but the demo's source-only model
+    on its target (56 %, 500 test images) on 94-96.4 % with a drop of 0.6-1.4 points over 100-2,000
+    calibration images. Hence dynamic: agreement >= 0.98 and drop <= 1 point (4x the worst measured
+    disagreement, 16x the worst measured drop); int8: agreement >= 0.93 and drop <= 2 points (room for the
+    source-only case). A broken conversion (NaN, wrong scale, wrong calibration) lands far outside them:
+    agreement near chance and a drop of tens of points. The drops are one-sided: a format that happens to
+    score higher than Keras never fails for it.
     """
     return {SAVED_MODEL: {"max_abs_delta": saved_model_max_delta},
             "float": {"max_abs_delta": float_max_delta},
-            "dynamic": {"max_abs_delta": dynamic_max_delta, "min_top1_agreement": dynamic_min_agreement},
+            "dynamic": {"min_top1_agreement": dynamic_min_agreement,
+                        "max_accuracy_drop": dynamic_max_accuracy_drop},
             "int8": {"min_top1_agreement": int8_min_agreement, "max_accuracy_drop": int8_max_accuracy_drop}}
 
 
@@ -102,3 +120,9 @@ def merge_parity(old, reference, rows):
     formats.update(rows)
     complete = all(formats.get(f, {}).get("ok") and formats.get(f, {}).get("installed") for f in FORMATS)
     return {"complete": bool(complete), "reference": reference, "formats": formats}
+
+
+def failed_formats(parity):
+    """Names (in FORMATS order) of the formats whose parity row is outside its bounds."""
+    rows = (parity or {}).get("formats", {})
+    return [f for f in FORMATS if f in rows and not rows[f].get("ok")]

@@ -3,6 +3,10 @@
 Each stage runs as its own process (``python -m trainers.<stage> --flagfile=<run_dir>/pipeline.flags
 <overrides>``) so that TF global state (dtype policy, strategy) never leaks between stages, and a stage whose
 artifacts are complete is skipped, so rerunning the pipeline after a crash continues where it stopped.
+
+A stage that fails stops the pipeline, except an export stage that finished but found formats outside their
+parity bounds (exit status ``PARITY_FAILED_EXIT``): those formats are reported and left uninstalled, the
+pipeline goes on and writes its report, and ``failed_exports`` names them for the final status line.
 """
 
 import dataclasses
@@ -12,6 +16,7 @@ import sys
 import time
 
 from daaa_tf import StageError, io
+from daaa_tf.serving.parity import PARITY_FAILED_EXIT, PARITY_FILE, failed_formats
 
 # Table 1 / Table 3 / Table 4 variants as flag overrides of the adaptation stage.
 VARIANTS = {
@@ -37,6 +42,7 @@ class Stage:
     module: str
     done_file: str  # the stage is complete when this file exists
     args: tuple = ()
+    parity_stage: bool = False  # an export: PARITY_FAILED_EXIT means "finished, some formats refused"
 
 
 def adapt_dir(run_dir, variant, seed, first_seed=0):
@@ -64,8 +70,9 @@ def plan(run_dir, variants=("full",), seeds=(0,), export=True, revgrad=False):
                                 (f"--adapt_dir={out}", f"--seed={seed}")))
     if export:
         stages.append(Stage("export saved_model", "export.saved_model",
-                            os.path.join(run_dir, "export", "saved_model", "saved_model.pb")))
-        stages.append(Stage("export tflite", "export.tflite", os.path.join(run_dir, "export", "parity.json")))
+                            os.path.join(run_dir, "export", "saved_model", "saved_model.pb"), parity_stage=True))
+        stages.append(Stage("export tflite", "export.tflite", os.path.join(run_dir, "export", PARITY_FILE),
+                            parity_stage=True))
     return stages
 
 
@@ -96,8 +103,23 @@ def run(stages, flagfile, log=print):
         t0 = time.time()
         cmd = [sys.executable, "-m", stage.module, f"--flagfile={flagfile}", *stage.args]
         result = subprocess.run(cmd)
-        if result.returncode:
+        if result.returncode == PARITY_FAILED_EXIT and stage.parity_stage:
+            log(f"[{i}/{len(stages)}] {stage.name}: formats outside their parity bounds were not installed; "
+                "going on (the report is still written)")
+        elif result.returncode:
             raise StageError(f"stage {stage.name!r} failed (exit {result.returncode}): {' '.join(cmd)}; "
                                "fix the cause and rerun the pipeline: completed stages are skipped")
         times[stage.name] = time.time() - t0
     return times
+
+
+def failed_exports(run_dir):
+    """Formats that ``<run_dir>/export/parity.json`` records outside their bounds (not installed)."""
+    return failed_formats(io.read_json(os.path.join(run_dir, "export", PARITY_FILE), {}))
+
+
+def failure_line(run_dir, failed):
+    """The pipeline's last line when exports failed their parity bounds."""
+    table = os.path.join(run_dir, "export", PARITY_FILE)
+    return (f"error: export {', '.join(failed)} outside the parity bounds, not installed (see {table}); "
+            "the rest of the run and its report are complete")
