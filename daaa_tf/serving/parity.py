@@ -1,19 +1,18 @@
 """The parity check of exported models: per-format rows against the Keras reference, bounds, parity.json, table.
 
 Numpy only (the runners come from ``daaa_tf.serving.runners``), so the CLIs can read, check and print parity
-without importing TensorFlow. ``daaa_tf.exporting.export_formats`` evaluates every staged artifact with
+without importing TensorFlow. ``daaa_tf.serving.writer.export_formats`` evaluates every staged artifact with
 ``evaluate_format`` and installs it only when ``check_bounds`` finds nothing.
 """
 
+import os
 import time
 
 import numpy as np
 
-from daaa_tf.serving.runners import SAVED_MODEL, run_batched
-
-TFLITE_MODES = ("float", "dynamic", "int8")
-FORMATS = (SAVED_MODEL,) + TFLITE_MODES
-PARITY_FILE = "parity.json"
+from daaa_tf.io import read_json
+from daaa_tf.serving.contract import FORMATS, PARITY_FILE, SAVED_MODEL, artifact_path
+from daaa_tf.serving.runners import run_batched
 
 
 def parity_row(reference, probabilities, class_ids, labels):
@@ -102,3 +101,13 @@ def merge_parity(old, reference, rows):
     formats.update(rows)
     complete = all(formats.get(f, {}).get("ok") and formats.get(f, {}).get("installed") for f in FORMATS)
     return {"complete": bool(complete), "reference": reference, "formats": formats}
+
+
+def up_to_date(export_dir, fmt, model_sha256):
+    """True if ``fmt`` exists in ``export_dir`` and parity.json says it was installed within its bounds from
+    the model with this sha256 (so re-exporting the same model can keep it instead of refusing)."""
+    parity = read_json(os.path.join(export_dir, PARITY_FILE), {}) or {}
+    row = parity.get("formats", {}).get(fmt, {})
+    return (os.path.exists(artifact_path(export_dir, fmt)) and bool(model_sha256)
+            and parity.get("reference", {}).get("model_sha256") == model_sha256
+            and bool(row.get("ok")) and bool(row.get("installed")))
