@@ -235,3 +235,17 @@ def test_bad_settings_give_clear_errors(kwargs, match):
 def test_sync_every_must_be_positive():
     with pytest.raises(ValueError, match="sync_every"):
         PosteriorSync(0)
+
+
+def test_step_scalars_every_k_updates_and_counted_across_fits(tmp_path):
+    """StepScalars writes at every k-th update, continuing the count in a second fit (a resumed run)."""
+    from daaa_tf.stages.callbacks import NaNGuard, StepScalars
+
+    model, counts = build_daaa(make_cfg(), make_source(), tf.distribute.get_strategy())
+    data = tf.data.Dataset.from_tensors(make_batch(counts)).repeat()
+    scalars, guard = StepScalars(str(tmp_path), every=2), NaNGuard(every=2)
+    model.fit(data, epochs=2, steps_per_epoch=3, callbacks=[scalars, guard], verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=3, callbacks=[scalars, guard], verbose=0)
+    assert summary_steps(tmp_path, "step/lr") == [2, 4, 6, 8]
+    assert summary_steps(tmp_path, "step/loss") == [2, 4, 6, 8]
+    assert guard.bad_step is None and guard.last_good_step == 9

@@ -13,7 +13,7 @@ import tensorflow as tf
 from daaa_tf.method import losses
 from daaa_tf.method.attention import attention_alignment_loss, attention_map
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
-from daaa_tf.models import build_classifier, head_variable_ids, preprocess
+from daaa_tf.models import build_classifier, head_variable_ids, model_spec, preprocess
 
 
 class DAAA(keras.Model):
@@ -165,7 +165,7 @@ def build_daaa(cfg, source_net, strategy):
     from daaa_tf.data.mixing import stream_counts
 
     counts = stream_counts(cfg.batch_size, cfg.proportions, cfg.streams, num_replicas)
-    num_classes = source_net.output["logits"].shape[-1]
+    num_classes = model_spec(source_net)["num_classes"]
     with strategy.scope():
         nets = [build_classifier(cfg.arch, num_classes, cfg.image_size, None, cfg.attention_layers)
                 for _ in range(3)]

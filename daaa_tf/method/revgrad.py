@@ -188,7 +188,7 @@ class RevGradConfig:
 
 def build_revgrad(cfg, source_net, strategy):
     """The compiled RevGrad model, its label classifier started from ``source_net``'s weights."""
-    num_classes = source_net.output["logits"].shape[-1]
+    num_classes = model_spec(source_net)["num_classes"]
     hidden = tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     with strategy.scope():

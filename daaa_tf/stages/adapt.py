@@ -14,7 +14,7 @@ from daaa_tf.data.mixing import DEFAULT_PROPORTIONS, STREAMS, adaptation_dataset
 from daaa_tf.data.pairs import read_manifest
 from daaa_tf.method.daaa import build_daaa
 from daaa_tf.method.posterior import PosteriorSync
-from daaa_tf.models import load_classifier
+from daaa_tf.models import load_classifier, model_spec
 from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScalars
 
 
@@ -54,7 +54,7 @@ class AdaptConfig:
 def _check_inputs(cfg, source_net):
     manifest = read_manifest(cfg.pairs_dir)
     shape = tuple(manifest.get("image_shape", ()))
-    want = tuple(source_net.input.shape[1:])
+    want = (*model_spec(source_net)["image_size"], 3)
     if shape and shape != want:
         raise ValueError(f"pair shards in {cfg.pairs_dir} hold {shape} images but the source model "
                          f"{cfg.source_model} takes {want}: rerun trainers.cyclegan with --image_size={want[0]}")

@@ -83,6 +83,10 @@ class NaNGuard(Periodic):
         super().__init__(every)
         self.bad_step, self.last_good_step = None, 0
 
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.last_good_step = self.step  # a resumed run starts from a finite backup
+
     def on_period(self, step, logs, epoch_end):
         loss = logs.get("loss")
         if loss is None or self.bad_step is not None:

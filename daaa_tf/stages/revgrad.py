@@ -16,19 +16,20 @@ from daaa_tf import io, runtime
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batch_counts, revgrad_dataset
 from daaa_tf.method.revgrad import DEFAULT_HIDDEN, RevGradConfig, build_revgrad
-from daaa_tf.models import load_classifier
+from daaa_tf.models import load_classifier, model_spec
 from daaa_tf.stages.callbacks import Backup, NaNGuard, StepScalars
 
 __all__ = ["RevGradConfig", "run_revgrad"]
 
 
 def _check_domains(cfg, source_net, src_train, tgt_train, tgt_test):
-    k = source_net.output["logits"].shape[-1]
+    spec = model_spec(source_net)
+    k = spec["num_classes"]
     for name, d in (("--source train", src_train), ("--target train", tgt_train), ("--target test", tgt_test)):
         if d.num_classes != k:
             raise ValueError(f"{name} ({cfg.source if 'source' in name else cfg.target}) has {d.num_classes} "
                              f"classes but the source model {cfg.source_model} predicts {k}")
-    want = tuple(source_net.input.shape[1:3])
+    want = spec["image_size"]
     if want != (cfg.image_size, cfg.image_size):
         raise ValueError(f"--image_size={cfg.image_size} but the source model {cfg.source_model} takes {want}")
 
