@@ -6,7 +6,7 @@ Prints one JSON object per line. For each architecture (digit CNN 32x32 batch 64
 CPU-sized --resnet_size, batch --resnet_batch, all 52 non-stem conv taps) and each precision, in the same process
 and interleaved round by round (the machine is shared, so only ratios of things timed together mean much):
 
-- ``daaa``: ``DAAA.train_step`` (in a ``tf.function``) built by ``daaa_tf.adaptation.build_daaa`` on a fake batch
+- ``daaa``: ``DAAA.train_step`` (in a ``tf.function``) built by ``daaa_tf.method.daaa.build_daaa`` on a fake batch
   of uint8 images mixed 0.35/0.15/0.35/0.15 from the four streams (M_post on, p_t = 0, so L_EM is live);
 - ``plain``: ``keras.Model(inputs, logits)`` of the same network, compiled with SparseCategoricalCrossentropy
   and the same optimizer, its ``train_step`` (in a ``tf.function``) on the same global batch (preprocessed);

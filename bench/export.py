@@ -53,8 +53,7 @@ def timed(fn, repeats, warmup=5):
 def keras_fn(model, image):
     import tensorflow as tf
 
-    from daaa_tf.models import preprocess
-    from daaa_tf.serving.writer import model_spec
+    from daaa_tf.models import model_spec, preprocess
 
     arch = model_spec(model)["arch"]
     fn = tf.function(lambda x: tf.nn.softmax(model(preprocess(x, arch), training=False)["logits"]))
@@ -153,8 +152,8 @@ def main(argv):
     import tensorflow as tf
 
     from daaa_tf.data import load_domain
+    from daaa_tf.data.pipelines import take_examples
     from daaa_tf.models import build_classifier
-    from daaa_tf.serving.writer import take_examples
 
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -20,6 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    from daaa_tf.serving import overlay
     from daaa_tf.serving import runners as predicting
 
     paths = argv[1:]
@@ -35,7 +36,7 @@ def main(argv):
     failed = 0
     for path in paths:
         try:
-            image, notes = predicting.read_image(path, runner.image_size)
+            image, notes = overlay.read_image(path, runner.image_size)
         except (ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
@@ -52,7 +53,7 @@ def main(argv):
             stem = os.path.splitext(os.path.basename(path))[0]
             out = os.path.join(FLAGS.attention_out, f"{stem}_attention.png")
             os.makedirs(FLAGS.attention_out, exist_ok=True)
-            predicting.save_overlay(out, image, predicting.select_maps(maps, FLAGS.max_attention_maps),
+            overlay.save_overlay(out, image, overlay.select_maps(maps, FLAGS.max_attention_maps),
                                     title=f"{label} p={float(probabilities[0, cid]):.2f}")
             line += f"  attention: {out}"
         print(line, flush=True)

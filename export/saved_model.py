@@ -35,7 +35,7 @@ def _say(msg):
 def load_target(spec, image_size, num_parity, num_calibration, seed):
     """(parity images, labels, calibration images or None, class names) from the target domain."""
     from daaa_tf.data import load_domain
-    from daaa_tf.serving.writer import take_examples
+    from daaa_tf.data.pipelines import take_examples
 
     if image_size[0] != image_size[1]:
         raise ValueError(f"the model takes {image_size[0]}x{image_size[1]} images; domains are square")
@@ -50,24 +50,26 @@ def load_target(spec, image_size, num_parity, num_calibration, seed):
 
 def run(formats):
     """Shared body of export.saved_model and export.tflite: export ``formats``, print parity, exit status."""
-    from daaa_tf.models import load_classifier
+    from daaa_tf.io import sha256_file
+    from daaa_tf.models import load_classifier, model_spec
     from daaa_tf.serving import writer as exporting
-    from daaa_tf.serving.parity import PARITY_FAILED_EXIT, PARITY_FILE, format_table
+    from daaa_tf.serving.contract import PARITY_FILE, artifact_path, default_model_path
+    from daaa_tf.serving.parity import PARITY_FAILED_EXIT, format_table, up_to_date
 
-    model_path = FLAGS.model or exporting.default_model_path(FLAGS.run_dir)
+    model_path = FLAGS.model or default_model_path(FLAGS.run_dir)
     export_dir = FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export")
     model = load_classifier(model_path)
-    spec = exporting.model_spec(model)
+    spec = model_spec(model)
     if spec["arch"] != FLAGS.arch:
         _say(f"note: --arch={FLAGS.arch} but {model_path} is a {spec['arch']}; using {spec['arch']}")
     if spec["image_size"] != (FLAGS.image_size, FLAGS.image_size):
         _say(f"note: --image_size={FLAGS.image_size} but the model takes {spec['image_size']}; using the model's")
-    sha256 = exporting.file_sha256(model_path)
+    sha256 = sha256_file(model_path)
     todo = []
     for fmt in formats:  # refuse before any slow work
-        path = exporting.artifact_path(export_dir, fmt)
+        path = artifact_path(export_dir, fmt)
         if os.path.exists(path) and not FLAGS.overwrite:
-            if not exporting.up_to_date(export_dir, fmt, sha256):
+            if not up_to_date(export_dir, fmt, sha256):
                 raise ValueError(f"{path!r} already exists and is not a checked export of {model_path} "
                                  "(pass --overwrite to replace it)")
             _say(f"{path}: up to date (same model, within its bounds), kept; --overwrite redoes it")

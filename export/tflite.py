@@ -18,7 +18,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]} (all options are --flags)")
-    from daaa_tf.serving.parity import TFLITE_MODES
+    from daaa_tf.serving.contract import TFLITE_MODES
 
     formats = [f.strip() for f in FLAGS.tflite_formats if f.strip()]
     bad = [f for f in formats if f not in TFLITE_MODES]

@@ -128,10 +128,10 @@ class Poison(keras.callbacks.Callback):
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_backup(workdir, tmp_path):
     from daaa_tf import StageError
-    from daaa_tf.stages.resume import Backup
+    from daaa_tf.stages.callbacks import Backup
 
     out = tmp_path / "nan"
-    with pytest.raises(StageError, match="NaN/inf at step 7"):
+    with pytest.raises(StageError, match=r"NaN/inf by step 8 \(finite at step 4\)"):
         run_adaptation(_cfg(workdir, out), extra_callbacks=[Poison()])
     assert not (out / "model.keras").exists()
     assert Backup.exists(str(out / "backup"))

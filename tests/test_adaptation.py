@@ -1,5 +1,6 @@
 """The DAAA step (Eq. 13), M_post sync (Eq. 11) and LR restarts, frozen source net, strategies, ResNet taps."""
 
+import os
 import types
 
 import keras
@@ -99,28 +100,47 @@ def test_source_net_frozen_and_bit_identical():
 
 
 class Trace(keras.callbacks.Callback):
-    """Records, after every update t: theta_t, theta_post and the LR the *next* update will use."""
+    """Records theta_t after every update t, and the theta_post and LR that update t+1 uses (at its start)."""
 
     def on_train_begin(self, logs=None):
         self.target = {0: [w.copy() for w in self.model.target.get_weights()]}
         self.post, self.lr = {}, {}
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _record_inputs(self):
         t = int(self.model.optimizer.iterations.numpy())
-        self.target[t] = [w.copy() for w in self.model.target.get_weights()]
         self.post[t] = [w.copy() for w in self.model.posterior.get_weights()]
         self.lr[t] = float(self.model.current_learning_rate())
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._record_inputs()
+
+    def on_train_batch_end(self, batch, logs=None):
+        t = int(self.model.optimizer.iterations.numpy())
+        self.target[t] = [w.copy() for w in self.model.target.get_weights()]
+
+    def on_train_end(self, logs=None):
+        self._record_inputs()
+
+
+def summary_steps(log_dir, tag):
+    """The steps at which ``tag`` was written to the TensorBoard event files under ``log_dir``."""
+    steps = []
+    for path in sorted(tf.io.gfile.glob(os.path.join(str(log_dir), "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            steps += [event.step for v in event.summary.value if v.tag == tag]
+    return sorted(steps)
+
 
 @pytest.mark.parametrize("restart", [True, False])
-def test_trace_posterior_sync_eq11_and_lr_restart(restart):
+def test_trace_posterior_sync_eq11_and_lr_restart(restart, tmp_path):
     n, steps = 3, 10
     cfg = make_cfg(sync_every=n, restart_lr=restart, steps_per_epoch=steps)
     model, counts = build_daaa(cfg, make_source(), tf.distribute.get_strategy())
     data = tf.data.Dataset.from_tensors(make_batch(counts)).repeat()
-    trace, sync = Trace(), PosteriorSync(n, restart)
-    model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[sync, trace], verbose=0)
-    assert sync.syncs == [3, 6, 9]
+    trace, sync = Trace(), PosteriorSync(n, restart, log_dir=str(tmp_path))
+    hist = model.fit(data, epochs=1, steps_per_epoch=steps, callbacks=[sync, trace], verbose=0)
+    assert summary_steps(tmp_path, "posterior/sync") == [3, 6, 9] == PosteriorSync.sync_steps(n, steps)
+    assert hist.history["posterior_step"] == [9.0]
     for t in range(1, steps + 1):
         synced_at = (t // n) * n
         same = [np.array_equal(a, b) for a, b in zip(trace.post[t], trace.target[synced_at])]
@@ -134,6 +154,22 @@ def test_trace_posterior_sync_eq11_and_lr_restart(restart):
         assert trace.lr[t] == pytest.approx(eta0 * (1 + 10 * p) ** -0.75, rel=1e-6), t
     assert (trace.lr[3] == pytest.approx(eta0)) == restart
     assert float(model.em_active.numpy()) == 1.0
+
+
+def test_sync_due_at_epoch_end_is_done_before_the_backup_sees_it():
+    """A sync that falls on the last update of an epoch (or of training) happens at that epoch's end."""
+    cfg = make_cfg(sync_every=2)
+    model, counts = build_daaa(cfg, make_source(), tf.distribute.get_strategy())
+    data = tf.data.Dataset.from_tensors(make_batch(counts)).repeat()
+
+    class AtEpochEnd(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.same = all(np.array_equal(a, b) for a, b in
+                            zip(self.model.posterior.get_weights(), self.model.target.get_weights()))
+
+    probe = AtEpochEnd()
+    model.fit(data, epochs=1, steps_per_epoch=4, callbacks=[PosteriorSync(2), probe], verbose=0)
+    assert probe.same and int(model.schedule.offset.numpy()) == 4
 
 
 def test_em_off_before_first_sync_then_on():
@@ -199,3 +235,17 @@ def test_bad_settings_give_clear_errors(kwargs, match):
 def test_sync_every_must_be_positive():
     with pytest.raises(ValueError, match="sync_every"):
         PosteriorSync(0)
+
+
+def test_step_scalars_every_k_updates_and_counted_across_fits(tmp_path):
+    """StepScalars writes at every k-th update, continuing the count in a second fit (a resumed run)."""
+    from daaa_tf.stages.callbacks import NaNGuard, StepScalars
+
+    model, counts = build_daaa(make_cfg(), make_source(), tf.distribute.get_strategy())
+    data = tf.data.Dataset.from_tensors(make_batch(counts)).repeat()
+    scalars, guard = StepScalars(str(tmp_path), every=2), NaNGuard(every=2)
+    model.fit(data, epochs=2, steps_per_epoch=3, callbacks=[scalars, guard], verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=3, callbacks=[scalars, guard], verbose=0)
+    assert summary_steps(tmp_path, "step/lr") == [2, 4, 6, 8]
+    assert summary_steps(tmp_path, "step/loss") == [2, 4, 6, 8]
+    assert guard.bad_step is None and guard.last_good_step == 9

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from daaa_tf.data import pairs
+from daaa_tf.data import Domain, pairs
+from daaa_tf.data.pipelines import conform_images, training_pairs
 from daaa_tf.method import cyclegan as cg
 from daaa_tf.models.gan_nets import ImagePool
 from daaa_tf.stages import cyclegan as stage
@@ -15,10 +16,17 @@ from daaa_tf.stages import cyclegan as stage
 TINY = dict(image_size=8, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=2, batch_size=4)
 
 
+def array_domain(images, labels=None):
+    """An in-memory ``Domain`` (labels -1 for an unlabelled target)."""
+    images = np.asarray(images, np.uint8)
+    labels = np.full(len(images), -1, np.int32) if labels is None else labels
+    return Domain("array", "train", [str(i) for i in range(10)], images.shape[1], images=images, labels=labels)
+
+
 def _domains(n_s=14, n_t=10):
     rng = np.random.default_rng(0)
-    src = stage.ArrayDomain(rng.integers(0, 256, (n_s, 8, 8, 3)), np.arange(n_s) % 10)
-    tgt = stage.ArrayDomain(rng.integers(0, 256, (n_t, 8, 8, 3)))
+    src = array_domain(rng.integers(0, 256, (n_s, 8, 8, 3)), np.arange(n_s) % 10)
+    tgt = array_domain(rng.integers(0, 256, (n_t, 8, 8, 3)))
     return src, tgt
 
 
@@ -45,7 +53,7 @@ def test_train_step_updates_all_networks_and_tracks_losses():
     model = cg.build_cyclegan(cg.CycleGANConfig(**TINY, identity_weight=5.0, gan_loss="bce"))
     before = {k: [w.copy() for w in getattr(model, k).get_weights()] for k in cg.NETWORKS}
     src, tgt = _domains()
-    data = stage.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4)
+    data = training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4)
     logs = model.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history
     assert set(logs) == {"g_st_adv", "g_ts_adv", "cycle", "identity", "g_total", "d_s", "d_t"}
     assert all(np.isfinite(v[-1]) for v in logs.values())
@@ -61,7 +69,7 @@ def test_mixed_precision_step(policy):
     try:
         model = cg.build_cyclegan(cg.CycleGANConfig(**TINY))
         src, tgt = _domains()
-        logs = model.fit(stage.training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4),
+        logs = model.fit(training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4),
                          steps_per_epoch=1, epochs=1, verbose=0).history
         assert all(np.isfinite(v[-1]) for v in logs.values())
         assert model.g_st(np.zeros((1, 8, 8, 3), "float32")).dtype == "float32"
@@ -116,13 +124,13 @@ def test_resume_matches_uninterrupted_run_and_translates(tmp_path):
 
 def test_conform_images_resizes_or_fails():
     gray = tf.data.Dataset.from_tensor_slices((np.zeros((3, 28, 28, 1), np.uint8), np.zeros(3, np.int32)))
-    fixed = stage.conform_images(gray, 32, "resize")
+    fixed = conform_images(gray, 32, "resize")
     x, _ = next(iter(fixed))
     assert x.shape == (32, 32, 3) and x.dtype == tf.uint8
     with pytest.raises(ValueError, match="--target: images are 28x28x1.*on_size_mismatch"):
-        stage.conform_images(gray, 32, "error", name="--target")
+        conform_images(gray, 32, "error", name="--target")
     ok = tf.data.Dataset.from_tensor_slices((np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2, np.int32)))
-    assert stage.conform_images(ok, 32, "error").element_spec[0].shape == (32, 32, 3)
+    assert conform_images(ok, 32, "error").element_spec[0].shape == (32, 32, 3)
 
 
 def test_bad_settings():

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from daaa_tf import runtime
+from daaa_tf.data import Domain
 from daaa_tf.method import cyclegan as cg
 from daaa_tf.stages import cyclegan as stage
 
@@ -56,10 +57,17 @@ def test_mirrored_step_with_pool_runs():
     assert all(np.isfinite(v) for v in logs.values())
 
 
+def array_domain(images, labels=None):
+    """An in-memory ``Domain`` (labels -1 for an unlabelled target)."""
+    images = np.asarray(images, np.uint8)
+    labels = np.full(len(images), -1, np.int32) if labels is None else labels
+    return Domain("array", "train", [str(i) for i in range(10)], images.shape[1], images=images, labels=labels)
+
+
 def test_train_and_translate_under_mirrored(tmp_path):
     rng = np.random.default_rng(0)
-    src = stage.ArrayDomain(rng.integers(0, 256, (12, 8, 8, 3)), np.arange(12) % 10)
-    tgt = stage.ArrayDomain(rng.integers(0, 256, (10, 8, 8, 3)))
+    src = array_domain(rng.integers(0, 256, (12, 8, 8, 3)), np.arange(12) % 10)
+    tgt = array_domain(rng.integers(0, 256, (10, 8, 8, 3)))
     cfg = cg.CycleGANConfig(image_size=8, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=2, pool_size=3,
                             batch_size=4, steps=2, steps_per_epoch=1)
     strategy = runtime.make_strategy("mirrored")

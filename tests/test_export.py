@@ -14,6 +14,7 @@ from test_export_fixtures import digits, error_lines, fake_load_domain, run_cli,
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import load_classifier, preprocess
 from daaa_tf.serving import writer as exporting
+from daaa_tf.serving.contract import default_model_path
 from daaa_tf.serving.parity import (
     FORMATS,
     PARITY_FAILED_EXIT,
@@ -171,7 +172,7 @@ def test_failed_formats_lists_the_rows_outside_their_bounds_in_format_order():
 
 
 def test_non_finite_outputs_fail_every_bound():
-    # The silent-NaN TFLite trap (DESIGN section 8) must never pass a parity check.
+    # The silent-NaN TFLite trap (docs/design.md, "Export") must never pass a parity check.
     reference = np.full((4, 3), 1 / 3, np.float32)
     row = parity_row(reference, np.full((4, 3), np.nan, np.float32), np.zeros(4, int), np.zeros(4))
     assert not row["finite"]
@@ -198,11 +199,11 @@ def test_bad_model_paths(tmp_path):
     with pytest.raises(ValueError, match="not a loadable Keras model"):
         load_classifier(str(tmp_path / "junk.keras"))
     with pytest.raises(FileNotFoundError, match="neither"):
-        exporting.default_model_path(str(tmp_path))
+        default_model_path(str(tmp_path))
     for stage in ("source", "adapt"):
         os.makedirs(tmp_path / stage)
         (tmp_path / stage / "model.keras").write_text("x")
-        assert exporting.default_model_path(str(tmp_path)) == str(tmp_path / stage / "model.keras")
+        assert default_model_path(str(tmp_path)) == str(tmp_path / stage / "model.keras")
 
 
 def test_cli_exports_prints_the_table_and_exits_nonzero_out_of_bounds(trained_model, tmp_path, monkeypatch,

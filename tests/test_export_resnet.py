@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from daaa_tf.models import build_classifier, load_classifier
+from daaa_tf.models import build_classifier, load_classifier, model_spec
 from daaa_tf.serving import writer as exporting
 from daaa_tf.serving.parity import format_table
 
@@ -13,7 +13,7 @@ def test_resnet50_exports_to_saved_model_and_float_tflite(tmp_path):
     path = str(tmp_path / "model.keras")
     build_classifier("resnet50", 3, 32, weights=None, attention_layers="blocks").save(path)
     model = load_classifier(path)  # what the CLI does: the arch and sizes come from the loaded model
-    spec = exporting.model_spec(model)
+    spec = model_spec(model)
     assert spec["arch"] == "resnet50" and spec["num_classes"] == 3 and spec["image_size"] == (32, 32)
     assert len(spec["tap_names"]) == 16 and spec["tap_names"][-1] == "conv5_block3_out"
     rng = np.random.default_rng(0)

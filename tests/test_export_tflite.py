@@ -11,16 +11,17 @@ from test_export_fixtures import digits
 
 from daaa_tf.models import load_classifier
 from daaa_tf.serving import writer as exporting
+from daaa_tf.serving.contract import TFLITE_MODES, tflite_name
 from daaa_tf.serving.parity import check_bounds, default_bounds, parity_row
 from daaa_tf.serving.runners import run_batched
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared by the export tests
 
 
-@pytest.mark.parametrize("mode", exporting.TFLITE_MODES)
+@pytest.mark.parametrize("mode", TFLITE_MODES)
 def test_tflite_parity_with_the_trained_keras_model(exported, trained_model, mode):
     export_dir, parity = exported
-    path = os.path.join(export_dir, exporting.tflite_name(mode))
+    path = os.path.join(export_dir, tflite_name(mode))
     runner = exporting.TFLiteRunner(path)
     _, _, test_x, test_y = digits()
     reference = exporting.keras_probabilities(load_classifier(trained_model), test_x)
@@ -37,10 +38,10 @@ def test_tflite_parity_with_the_trained_keras_model(exported, trained_model, mod
         assert row["top1_agreement"] >= 0.97 and row["accuracy_drop"] <= 1.0
 
 
-@pytest.mark.parametrize("mode", exporting.TFLITE_MODES)
+@pytest.mark.parametrize("mode", TFLITE_MODES)
 def test_tflite_signature_takes_uint8_images_of_any_batch(exported, mode):
     export_dir, _ = exported
-    interpreter = Interpreter(model_path=os.path.join(export_dir, exporting.tflite_name(mode)))
+    interpreter = Interpreter(model_path=os.path.join(export_dir, tflite_name(mode)))
     assert interpreter.get_signature_list() == {
         "serving_default": {"inputs": ["images"], "outputs": ["class_ids", "probabilities"]}}
     runner = interpreter.get_signature_runner("serving_default")
@@ -56,9 +57,9 @@ def test_tflite_signature_takes_uint8_images_of_any_batch(exported, mode):
 
 def test_sizes_and_int8_is_fully_quantized(exported):
     export_dir, _ = exported
-    sizes = {m: os.path.getsize(os.path.join(export_dir, exporting.tflite_name(m))) for m in exporting.TFLITE_MODES}
+    sizes = {m: os.path.getsize(os.path.join(export_dir, tflite_name(m))) for m in TFLITE_MODES}
     assert sizes["dynamic"] < 0.35 * sizes["float"] and sizes["int8"] < 0.35 * sizes["float"]
-    interpreter = Interpreter(model_path=os.path.join(export_dir, exporting.tflite_name("int8")))
+    interpreter = Interpreter(model_path=os.path.join(export_dir, tflite_name("int8")))
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     convs = [op for op in interpreter._get_ops_details() if op["op_name"] == "CONV_2D"]
     assert len(convs) == 4

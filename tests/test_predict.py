@@ -9,6 +9,7 @@ import test_export_fixtures as fx
 from PIL import Image
 from test_export_fixtures import digits, error_lines, run_module
 
+from daaa_tf.serving import overlay
 from daaa_tf.serving import runners as predicting
 from daaa_tf.serving import writer as exporting
 
@@ -42,7 +43,7 @@ def test_predict_saved_model_with_attention_overlays(exported, images, tmp_path)
     lines = _prediction_lines(proc.stdout)
     assert [line.split(":")[0] for line in lines] == [str(d / n) for n in ("a.png", "b.jpg", "c_grey.png")]
     runner = exporting.SavedModelRunner(f"{export_dir}/saved_model")
-    _, expected = runner(np.stack([predicting.read_image(str(d / "a.png"), (32, 32))[0]]))
+    _, expected = runner(np.stack([overlay.read_image(str(d / "a.png"), (32, 32))[0]]))
     assert f"class {expected[0]}  p=" in lines[0]
     assert sum(f"class {c}  p=" in line for line, c in zip(lines, y)) >= 2  # a trained model: mostly right
     assert "converted from mode L to RGB" in proc.stderr and "resized from 28x28 to 32x32" in proc.stderr
@@ -93,11 +94,11 @@ def test_bad_model_and_image_paths(tmp_path, images):
     with pytest.raises(ValueError, match="not a usable TFLite model"):
         predicting.load_runner(str(d / "a.png"))
     with pytest.raises(ValueError, match="not a readable image"):
-        predicting.read_image(str(d / "broken.png"), (32, 32))
+        overlay.read_image(str(d / "broken.png"), (32, 32))
     with pytest.raises(FileNotFoundError, match="no such image"):
-        predicting.read_image(str(tmp_path / "none.png"), (32, 32))
+        overlay.read_image(str(tmp_path / "none.png"), (32, 32))
     Image.new("RGBA", (40, 30), (10, 200, 30, 128)).save(tmp_path / "rgba.png")
-    image, notes = predicting.read_image(str(tmp_path / "rgba.png"), (32, 32))
+    image, notes = overlay.read_image(str(tmp_path / "rgba.png"), (32, 32))
     assert image.shape == (32, 32, 3) and image.dtype == np.uint8 and len(notes) == 2
 
 
@@ -110,6 +111,6 @@ def test_predict_cli_bad_model_is_one_line(tmp_path, images):
 
 def test_select_maps_keeps_first_and_last_in_order():
     maps = {f"{i:02d}_l{i}": np.zeros((2, 2)) for i in range(16)}
-    kept = predicting.select_maps(maps, 4)
+    kept = overlay.select_maps(maps, 4)
     assert list(kept) == ["00_l0", "05_l5", "10_l10", "15_l15"]
-    assert list(predicting.select_maps(maps, 0)) == sorted(maps)
+    assert list(overlay.select_maps(maps, 0)) == sorted(maps)

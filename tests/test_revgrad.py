@@ -9,8 +9,11 @@ import pytest
 import tensorflow as tf
 
 from daaa_tf import io, runtime
+from daaa_tf.data.pipelines import batch_counts
 from daaa_tf.method import revgrad
 from daaa_tf.models import build_classifier, load_classifier, preprocess
+from daaa_tf.stages import revgrad as revgrad_stage
+from daaa_tf.stages.revgrad import RevGradConfig, run_revgrad
 
 
 def make_cfg(**kw):
@@ -69,10 +72,10 @@ def test_domain_loss_matches_numpy():
 
 
 def test_batch_counts_and_errors():
-    assert revgrad.batch_counts(64, 2) == {"s": 32, "t": 32}
-    assert revgrad.batch_counts(7) == {"s": 3, "t": 4}
+    assert batch_counts(64, 2) == {"s": 32, "t": 32}
+    assert batch_counts(7) == {"s": 3, "t": 4}
     with pytest.raises(ValueError, match="--batch_size=6"):
-        revgrad.batch_counts(6, 2)
+        batch_counts(6, 2)
 
 
 def test_train_step_losses_match_numpy():
@@ -152,14 +155,14 @@ def fake_domain(n, seed, size=16, k=10):
 def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch):
     domains = {("src", "train"): fake_domain(24, 1), ("src", "test"): fake_domain(10, 2),
                ("tgt", "train"): fake_domain(24, 3), ("tgt", "test"): fake_domain(12, 4)}
-    monkeypatch.setattr(revgrad, "load_domain", lambda spec, split, size, role: domains[(spec, split)])
+    monkeypatch.setattr(revgrad_stage, "load_domain", lambda spec, split, size, role: domains[(spec, split)])
     src_path = str(tmp_path / "source.keras")
     source = make_source()
     source.save(src_path)
-    cfg = revgrad.RevGradConfig(out_dir=str(tmp_path / "RevGrad" / "seed0"), source_model=src_path, source="src",
-                                target="tgt", image_size=16, batch_size=8, epochs=2, steps_per_epoch=3,
-                                hidden=(8,), eval_batch_size=5, strategy="default")
-    m = revgrad.run_revgrad(cfg)
+    cfg = RevGradConfig(out_dir=str(tmp_path / "RevGrad" / "seed0"), source_model=src_path, source="src",
+                        target="tgt", image_size=16, batch_size=8, epochs=2, steps_per_epoch=3,
+                        hidden=(8,), eval_batch_size=5, strategy="default")
+    m = run_revgrad(cfg)
     saved = io.read_json(os.path.join(cfg.out_dir, "metrics.json"))
     assert saved["target_test_accuracy"] == m["target_test_accuracy"] == saved["history"]["val_accuracy"][-1]
     assert len(saved["history"]["val_accuracy"]) == 2 and saved["steps"] == 6
@@ -172,14 +175,14 @@ def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch):
     changed = [not np.array_equal(a, b) for a, b in zip(source.get_weights(), adapted.get_weights())]
     assert any(changed)
     # a rerun resumes from the backup: no extra epochs, the same history length
-    again = revgrad.run_revgrad(cfg)
+    again = run_revgrad(cfg)
     assert len(again["history"]["val_accuracy"]) == 2 and again["steps"] == 6
 
 
 def test_wrong_class_count_is_one_clear_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(revgrad, "load_domain", lambda spec, split, size, role: fake_domain(8, 0, k=3))
+    monkeypatch.setattr(revgrad_stage, "load_domain", lambda spec, split, size, role: fake_domain(8, 0, k=3))
     src_path = str(tmp_path / "source.keras")
     make_source().save(src_path)
-    cfg = revgrad.RevGradConfig(out_dir=str(tmp_path / "o"), source_model=src_path, image_size=16)
+    cfg = RevGradConfig(out_dir=str(tmp_path / "o"), source_model=src_path, image_size=16)
     with pytest.raises(ValueError, match="has 3 classes but the source model"):
-        revgrad.run_revgrad(cfg)
+        run_revgrad(cfg)

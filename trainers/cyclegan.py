@@ -12,9 +12,10 @@ from absl import flags
 
 from daaa_tf import runtime
 from daaa_tf.data import load_domain
+from daaa_tf.data.pipelines import conform_domain
 from daaa_tf.io import write_json
 from daaa_tf.method.cyclegan import CycleGANConfig
-from daaa_tf.stages.cyclegan import conform_domain, train_cyclegan, translate_domains
+from daaa_tf.stages.cyclegan import train_cyclegan, translate_domains
 from trainers import flags as f
 
 FLAGS = flags.FLAGS

@@ -9,7 +9,7 @@ import os
 
 from absl import flags
 
-from daaa_tf.method.revgrad import RevGradConfig, run_revgrad
+from daaa_tf.stages.revgrad import RevGradConfig, run_revgrad
 from trainers import flags as f
 from trainers.revgrad_flags import define_revgrad_flags
 

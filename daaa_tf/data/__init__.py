@@ -8,7 +8,8 @@ Spec forms:
   office31:ROOT/DOMAIN    ROOT/{amazon,dslr,webcam}/images/<class>/*.jpg (both splits = the whole domain)
   tfds:NAME               an already-prepared TensorFlow Datasets dataset (never downloads)
 
-Pair shards (``pairs``) and batch mixing (``mixing``) are separate modules of this package.
+Pair shards (``pairs``), batch mixing (``mixing``) and the per-stage tf.data pipelines (``pipelines``) are
+separate modules of this package.
 """
 
 import operator

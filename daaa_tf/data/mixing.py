@@ -1,4 +1,6 @@
-"""Batch mixing for the adaptation step (DESIGN section 4): four streams in fixed proportions, paired in-batch.
+"""Batch mixing for the adaptation step: four streams in fixed proportions, paired in-batch.
+
+Invariants: docs/design.md, "Batch layout and pairing".
 
 A global batch of B images holds n_s real sources x_s (labelled), n_tf synthetic targets x~t = G_ST(x_s),
 n_t real targets x_t and n_sf synthetic sources x~s = G_TS(x_t). In-batch pairing: on every replica, the

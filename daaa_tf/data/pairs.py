@@ -1,6 +1,6 @@
 """Pair shards: the CycleGAN's translations stored beside their originals (paper section 3.1, Fig. 3).
 
-Layout of ``pairs_dir`` (DESIGN section 5)::
+Layout of ``pairs_dir`` (docs/design.md, "Stages and artifacts")::
 
     source-00000-of-00003.tfrecord   image = PNG(x_s), translated = PNG(G^ST(x_s)), label = y_s
     target-00000-of-00002.tfrecord   image = PNG(x_t), translated = PNG(G^TS(x_t)), label = y_t or -1

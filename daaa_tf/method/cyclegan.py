@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from daaa_tf.method import losses
-from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_generator
+from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_generator, to_float, to_uint8
 
 NETWORKS = ("g_st", "g_ts", "d_s", "d_t")
 
@@ -40,16 +40,6 @@ class CycleGANConfig:
     steps_per_epoch: int = 100
     seed: int = 0
     semantic_weight: float = 0.0
-
-
-def to_float(images):
-    """uint8 [0, 255] -> float32 [-1, 1] (the generators' range)."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def to_uint8(images):
-    """float [-1, 1] -> uint8, rounded."""
-    return tf.cast(tf.round(tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
 
 
 class CycleGAN(keras.Model):

@@ -1,9 +1,10 @@
 """The DAAA keras.Model: one train step of L_full = L_CE + L_EM + beta * L_AT (Eq. 13).
 
-Exact semantics (DESIGN section 4): a global batch of B images mixed from four streams (``daaa_tf.data.mixing``);
-one frozen source-net pass over [x_s; x~s], one target-net pass over [x_s; x~t; x_t; x~s], and M_post on x_t.
-Every term is a sum over its samples divided by the *global* batch size B, so under a tf.distribute strategy the
-replicas' gradients (summed by ``optimizer.apply``) equal the single-device gradient.
+Exact semantics: docs/design.md, "Eq. 13: L_full and its scale" and "Batch layout and pairing". A global batch
+of B images mixed from four streams (``daaa_tf.data.mixing``); one frozen source-net pass over [x_s; x~s], one
+target-net pass over [x_s; x~t; x_t; x~s], and M_post on x_t. Every term is a sum over its samples divided by the
+*global* batch size B, so under a tf.distribute strategy the replicas' gradients (summed by ``optimizer.apply``)
+equal the single-device gradient.
 """
 
 import keras
@@ -12,9 +13,8 @@ import tensorflow as tf
 from daaa_tf.method import losses
 from daaa_tf.method.attention import attention_alignment_loss, attention_map
 from daaa_tf.method.augment import colour_augment, step_seed
-from daaa_tf.method.posterior import sync_posterior
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
-from daaa_tf.models import build_classifier, head_variable_ids, preprocess
+from daaa_tf.models import build_classifier, head_variable_ids, model_spec, preprocess
 
 AUGMENT_KEYS = {"s": "xs", "tf": "xtf", "t": "xt", "sf": "xsf"}
 
@@ -25,7 +25,8 @@ class DAAA(keras.Model):
     target, source, posterior: classifiers ``x -> {"logits", "taps"}`` of the same architecture; the target and
     M_post start from the source's weights. ``global_batch``: B. ``grad_multipliers``: {id(variable): factor},
     e.g. 10 for a new head trained at 10x the backbone's rate under SGD (JAN protocol). ``schedule``: the
-    optimizer's ``RestartableAnnealing`` schedule, restarted at each M_post sync.
+    optimizer's ``RestartableAnnealing`` schedule. M_post is updated (Eq. 11), L_EM switched on and the schedule
+    restarted by ``daaa_tf.method.posterior.PosteriorSync``, the one owner of that rule.
     """
 
     def __init__(self, target, source, posterior, arch, global_batch, beta=1.0, criterion="l2",
@@ -64,13 +65,6 @@ class DAAA(keras.Model):
 
     def call(self, x, training=False):
         return self.target(x, training=training)
-
-    def sync_posterior(self, restart_lr=True, step=None):
-        """Eq. 11 copy; switches L_EM on; restarts the LR schedule (section 3.3 C) unless told not to."""
-        sync_posterior(self.posterior, self.target)
-        self.em_active.assign(1.0)
-        if restart_lr and self.schedule is not None:
-            self.schedule.restart(self.optimizer.iterations if step is None else step)
 
     def current_learning_rate(self):
         lr = self.optimizer.learning_rate
@@ -189,7 +183,7 @@ def build_daaa(cfg, source_net, strategy):
     from daaa_tf.data.mixing import stream_counts
 
     counts = stream_counts(cfg.batch_size, cfg.proportions, cfg.streams, num_replicas)
-    num_classes = source_net.output["logits"].shape[-1]
+    num_classes = model_spec(source_net)["num_classes"]
     with strategy.scope():
         nets = [build_classifier(cfg.arch, num_classes, cfg.image_size, None, cfg.attention_layers)
                 for _ in range(3)]

@@ -1,7 +1,8 @@
 """Losses of the paper: the CycleGAN terms (Eq. 1-3), L_CE (Eq. 6) and L_EM (Eq. 12).
 
 Conventions: the GAN/cycle terms are batch means (as in CycleGAN). L_CE and L_EM return *sums over
-samples*; the adaptation step divides every term by the global batch size (DESIGN section 4).
+samples*; the adaptation step divides every term by the global batch size (docs/design.md,
+"Eq. 13: L_full and its scale").
 """
 
 import tensorflow as tf

@@ -5,32 +5,25 @@ A small domain-classifier MLP reads the classifier's *penultimate features* thro
 the digit CNN's flattened ``pool3`` output (the input of its conv classifier, 4x4x128 = 2048-d at 32x32, as Ganin &
 Lempitsky's MNIST domain classifier reads the flattened conv features; its global average pool, 128-d, left the
 domain classifier too weak on the demo: target accuracy fell below the source network's), ResNet-50's ``avg_pool``
-output (2048-d); another architecture falls back to the global-average-pooled last attention tap.
+output (2048-d).
 
 Loss of one global batch of B images (n_s labelled sources, n_t = B - n_s unlabelled targets), each term a sum
-over its samples divided by the *global* batch B (DESIGN section 4, so it is exact under a tf.distribute
-strategy):  L = [sum_s CE(y_s, f(x_s)) + w * sum_{s,t} BCE(d_i, D(R_lambda(g(x_i))))] / B,
+over its samples divided by the *global* batch B (docs/design.md, "Eq. 13: L_full and its scale", so it is exact
+under a tf.distribute strategy):  L = [sum_s CE(y_s, f(x_s)) + w * sum_{s,t} BCE(d_i, D(R_lambda(g(x_i))))] / B,
 with R_lambda the gradient reversal (identity forward, -lambda * gradient backward), d = 0 source / 1 target,
 lambda = 2 / (1 + exp(-gamma p)) - 1, p in [0, 1] the training progress, and the learning rate
 eta0 * (1 + alpha p)^-power (Ganin's annealing; ``RestartableAnnealing`` without restarts).
 """
 
 import dataclasses
-import json
-import os
-import time
 
 import keras
 import tensorflow as tf
 
-from daaa_tf import io, runtime
-from daaa_tf.data import load_domain
 from daaa_tf.method import losses
 from daaa_tf.method.daaa import target_test_step
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
-from daaa_tf.models import build_classifier, head_variable_ids, load_classifier, preprocess
-from daaa_tf.stages.callbacks import NaNGuard, StepScalars
-from daaa_tf.stages.resume import Backup
+from daaa_tf.models import build_classifier, head_variable_ids, model_spec, preprocess
 
 DEFAULT_HIDDEN = {"digit_cnn": (100,), "resnet50": (1024, 1024)}  # Ganin & Lempitsky's domain classifiers
 
@@ -64,20 +57,12 @@ def domain_loss_sum(domain_labels, domain_logits):
 
 def penultimate_features(net):
     """(symbolic penultimate features of ``net``, a description): the input of the classifier head."""
-    names = {lyr.name for lyr in net.layers}
-    if "avg_pool" in names:  # ResNet-50: global-average-pooled conv5 output, the input of the new head
+    arch = model_spec(net)["arch"]
+    if arch == "resnet50":  # global-average-pooled conv5 output, the input of the new head
         return net.get_layer("avg_pool").output, "avg_pool (global-average-pooled conv5 output)"
-    if "pool3" in names:  # digit CNN: the pooled conv3 features, the input of the conv classifier
-        flat = keras.layers.Flatten(name="revgrad_flatten")(net.get_layer("pool3").output)
-        return flat, "flattened pool3 (the input of the conv classifier)"
-    gap = keras.layers.GlobalAveragePooling2D(name="revgrad_gap")
-    return gap(net.output["taps"][-1]), "global average pool of the last attention tap"
-
-
-def feature_model(net):
-    """``x -> {"logits", "features"}`` sharing ``net``'s layers; features = the penultimate representation."""
-    feats, _ = penultimate_features(net)
-    return keras.Model(net.input, {"logits": net.output["logits"], "features": feats}, name="revgrad_features")
+    # digit CNN: the pooled conv3 features, the input of the conv classifier
+    flat = keras.layers.Flatten(name="revgrad_flatten")(net.get_layer("pool3").output)
+    return flat, "flattened pool3 (the input of the conv classifier)"
 
 
 def build_domain_classifier(feature_dim, hidden=(100,), dropout=0.0):
@@ -173,32 +158,6 @@ class RevGrad(keras.Model):
         return target_test_step(self.net, self.arch, data, self.trackers["loss"], self.accuracy_tracker)
 
 
-def batch_counts(batch_size, num_replicas=1):
-    """{"s": n_s, "t": n_t}: half source, half target; each >= 1 and a multiple of the number of replicas."""
-    n_s = batch_size // 2
-    counts = {"s": n_s, "t": batch_size - n_s}
-    for k, n in counts.items():
-        if n < 1 or n % num_replicas:
-            raise ValueError(f"--batch_size={batch_size}: RevGrad splits it into {counts['s']} source + "
-                             f"{counts['t']} target images; each needs >= 1 and a multiple of the {num_replicas} "
-                             f"replica(s) ({k!r} has {n}): use a multiple of {2 * num_replicas}")
-    return counts
-
-
-def revgrad_dataset(source, target, counts, seed=0, skip_batches=0):
-    """Infinite deterministic global batches {"xs": uint8, "ys": int32, "xt": uint8} from two ``Domain``s."""
-    def stream(domain, n, s):
-        ds = domain.dataset().shuffle(min(max(domain.num_examples, 1), 20000), seed=s,
-                                      reshuffle_each_iteration=True)
-        return ds.repeat().batch(n, drop_remainder=True)
-
-    ds = tf.data.Dataset.zip((stream(source, counts["s"], seed), stream(target, counts["t"], seed + 1)))
-    ds = ds.skip(skip_batches)  # a resumed run sees exactly the batches it would have seen
-    ds = ds.map(lambda s, t: {"xs": s[0], "ys": tf.cast(s[1], tf.int32), "xt": t[0]},
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
 @dataclasses.dataclass
 class RevGradConfig:
     out_dir: str
@@ -229,13 +188,13 @@ class RevGradConfig:
 
 def build_revgrad(cfg, source_net, strategy):
     """The compiled RevGrad model, its label classifier started from ``source_net``'s weights."""
-    num_classes = source_net.output["logits"].shape[-1]
+    num_classes = model_spec(source_net)["num_classes"]
     hidden = tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     with strategy.scope():
         net = build_classifier(cfg.arch, num_classes, cfg.image_size, None, cfg.attention_layers)
         net.set_weights(source_net.get_weights())
-        feature_dim = feature_model(net).output["features"].shape[-1]
+        feature_dim = penultimate_features(net)[0].shape[-1]
         domain_head = build_domain_classifier(feature_dim, hidden, cfg.dropout)
         schedule = RestartableAnnealing(cfg.lr, total_steps, cfg.lr_alpha, cfg.lr_power)
         optimizer = make_optimizer(cfg.optimizer, schedule)
@@ -248,71 +207,3 @@ def build_revgrad(cfg, source_net, strategy):
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(model.update_variables)
     return model
-
-
-def _check_domains(cfg, source_net, src_train, tgt_train, tgt_test):
-    k = source_net.output["logits"].shape[-1]
-    for name, d in (("--source train", src_train), ("--target train", tgt_train), ("--target test", tgt_test)):
-        if d.num_classes != k:
-            raise ValueError(f"{name} ({cfg.source if 'source' in name else cfg.target}) has {d.num_classes} "
-                             f"classes but the source model {cfg.source_model} predicts {k}")
-    want = tuple(source_net.input.shape[1:3])
-    if want != (cfg.image_size, cfg.image_size):
-        raise ValueError(f"--image_size={cfg.image_size} but the source model {cfg.source_model} takes {want}")
-
-
-def run_revgrad(cfg: RevGradConfig):
-    """Trains (resuming from ``out_dir/backup``), evaluates on the target test set every epoch, writes
-    ``model.keras`` (the adapted label classifier) and ``metrics.json`` (the adaptation stage's keys)."""
-    runtime.set_seed(cfg.seed)
-    runtime.set_precision(cfg.precision)
-    strategy = runtime.make_strategy(cfg.strategy)
-    source_net = load_classifier(cfg.source_model)
-    src_train = load_domain(cfg.source, "train", cfg.image_size, role="source")
-    tgt_train = load_domain(cfg.target, "train", cfg.image_size, role="target")
-    tgt_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
-    _check_domains(cfg, source_net, src_train, tgt_train, tgt_test)
-    counts = batch_counts(cfg.batch_size, strategy.num_replicas_in_sync)
-    model = build_revgrad(cfg, source_net, strategy)
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    backup = Backup(os.path.join(cfg.out_dir, "backup"),
-                    {"net": model.net, "domain": model.domain_head, "optimizer": model.optimizer})
-    initial_epoch = backup.restore()
-    if initial_epoch:
-        print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations)}) "
-              f"from {cfg.out_dir}/backup")
-    train = revgrad_dataset(src_train, tgt_train, counts, cfg.seed, initial_epoch * cfg.steps_per_epoch)
-    val = tgt_test.dataset().batch(cfg.eval_batch_size)
-    tb_dir = os.path.join(cfg.out_dir, "tensorboard")
-    guard = NaNGuard()
-    start = time.time()
-    history = model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-                        initial_epoch=initial_epoch, validation_data=val,
-                        callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
-                                   keras.callbacks.TensorBoard(tb_dir)],
-                        verbose=runtime.fit_verbosity())
-    if guard.bad_step is not None:
-        raise RuntimeError(f"the RevGrad loss became NaN/inf at step {guard.bad_step}; the last good state is "
-                           f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")
-    src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
-    source_test = model.evaluate(src_test.dataset().batch(cfg.eval_batch_size), verbose=0, return_dict=True)
-    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
-        model.net.save(tmp)
-    previous = io.read_json(os.path.join(cfg.out_dir, "metrics.json"), {}) if initial_epoch else {}
-    hist = previous.get("history", {})
-    for k, v in history.history.items():
-        hist[k] = hist.get(k, [])[:initial_epoch] + [float(x) for x in v]
-    metrics = {
-        "target_test_accuracy": float(hist["val_accuracy"][-1]),
-        "source_test_accuracy": float(source_test["accuracy"]),
-        "history": hist, "counts": counts, "global_batch": cfg.batch_size,
-        "steps": int(model.optimizer.iterations),
-        "train_seconds": time.time() - start + (previous.get("train_seconds", 0.0) if initial_epoch else 0.0),
-        "final_lambda": float(model.current_lambda()),
-        "domain_features": model.features_description,
-        "domain_hidden": list(tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))),
-        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
-    }
-    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
-    return metrics
-

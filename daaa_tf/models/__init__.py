@@ -1,6 +1,7 @@
 """Classifier networks. Every classifier is one functional model ``x -> {"logits": [N, K], "taps": [...]}``.
 
-``build_classifier`` picks the architecture; ``preprocess`` maps uint8 images to the model's input range.
+``build_classifier`` picks the architecture; ``preprocess`` maps uint8 images to the model's input range;
+``model_spec`` reads back what a built (or loaded) classifier is: the one place that knows how.
 """
 
 import keras
@@ -53,3 +54,20 @@ def load_classifier(path):
     if not isinstance(model.output, dict) or "logits" not in model.output:
         raise ValueError(f"{path!r} is not a daaa-tf classifier (expected outputs {{'logits', 'taps'}})")
     return model
+
+
+def model_spec(model):
+    """What a classifier is: {"arch", "num_classes", "image_size": (H, W), "tap_names": [layer names]}.
+
+    The architecture is the model's name (``build_classifier`` names every model after its ``arch``); export,
+    report and the baselines read it here instead of guessing from layer names or shapes.
+    """
+    if model.name not in ARCHS:
+        raise ValueError(f"model {model.name!r} is not one of {ARCHS} (was it built by daaa_tf.models?)")
+    shape = tuple(model.input.shape)
+    if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
+        raise ValueError(f"model input shape {shape} is not [N, H, W, 3] with a fixed H and W")
+    by_output = {id(lyr.output): lyr.name for lyr in model.layers}
+    taps = [by_output.get(id(t), f"tap{i}") for i, t in enumerate(model.output["taps"])]
+    return {"arch": model.name, "num_classes": int(model.output["logits"].shape[-1]),
+            "image_size": (int(shape[1]), int(shape[2])), "tap_names": taps}

@@ -24,5 +24,3 @@ def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=(32, 64, 128
     logits = layers.GlobalAveragePooling2D(name="logits", dtype="float32")(x)
     return keras.Model(inputs, {"logits": logits, "taps": taps}, name=name)
 
-
-DIGIT_TAPS = ("conv1", "conv2", "conv3")

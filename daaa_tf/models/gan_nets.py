@@ -17,6 +17,16 @@ from keras import layers
 UPSAMPLING = ("resize", "transpose")
 
 
+def to_float(images):
+    """uint8 [0, 255] -> float32 [-1, 1] (the generators' range)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8(images):
+    """float [-1, 1] -> uint8, rounded."""
+    return tf.cast(tf.round(tf.clip_by_value((tf.cast(images, tf.float32) + 1.0) * 127.5, 0.0, 255.0)), tf.uint8)
+
+
 @keras.saving.register_keras_serializable(package="daaa_tf")
 class ReflectionPad2D(layers.Layer):
     """Pads height and width by ``padding`` pixels on each side, mirroring the border (no edge repeat)."""
@@ -39,7 +49,7 @@ class ReflectionPad2D(layers.Layer):
 
 
 def instance_norm(name):
-    """Instance normalisation: one group per channel (equals instance norm to ~5e-7, DESIGN section 8)."""
+    """Instance normalisation: one group per channel (equals it to ~5e-7; docs/design.md, "Platform facts")."""
     return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
 
 

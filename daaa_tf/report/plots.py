@@ -107,10 +107,6 @@ def target_test_images(spec, image_size, n):
     return np.stack([x for x, _ in chosen]), np.array([y for _, y in chosen])
 
 
-def _arch(net):
-    return "resnet50" if any(lyr.name == "avg_pool" for lyr in net.layers) else "digit_cnn"
-
-
 def _maps(net, images, arch):
     """(predictions [N], [selected taps -> maps [N, H, W] in [0, 1]], tap labels); at most 3 taps, evenly spread."""
     import tensorflow as tf
@@ -133,7 +129,7 @@ def _maps(net, images, arch):
 
 def plot_attention(run_dir, runs, path, num_images, load_images):
     """Fig. 5: input | source net (= target net before adaptation) | adapted wo L_AT | adapted w L_AT."""
-    from daaa_tf.models import load_classifier
+    from daaa_tf.models import load_classifier, model_spec
 
     src_model = os.path.join(run_dir, "source", "model.keras")
     if not os.path.exists(src_model):
@@ -149,11 +145,12 @@ def plot_attention(run_dir, runs, path, num_images, load_images):
         src = runs.get("source", [None])[0]
         spec = (src.metrics.get("target") if src else None) or (
             runs.get("full", runs.get("full-noAT"))[0].metrics.get("config", {}).get("target", "demo"))
-        size = int(models[0][1].input.shape[1])
+        model = model_spec(models[0][1])
+        size = model["image_size"][0]
         images, labels = load_images(spec, size, num_images)
     except (FileNotFoundError, ValueError) as e:
         return None, f"attention maps: skipped ({e})"
-    arch = (src.metrics.get("arch") if src else None) or _arch(models[0][1])
+    arch = model["arch"]
     results = [(label, *_maps(net, images, arch)) for label, net in models]
     n_taps = len(results[0][2])
     rows, cols = len(images), 1 + len(results) * n_taps

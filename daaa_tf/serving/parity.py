@@ -7,15 +7,14 @@ reported (table, parity.json), left uninstalled, and the export exits with ``PAR
 the pipeline tells apart from a crash: it goes on, writes the report and names the failed formats last.
 """
 
+import os
 import time
 
 import numpy as np
 
-from daaa_tf.serving.runners import SAVED_MODEL, run_batched
-
-TFLITE_MODES = ("float", "dynamic", "int8")
-FORMATS = (SAVED_MODEL,) + TFLITE_MODES
-PARITY_FILE = "parity.json"
+from daaa_tf.io import read_json
+from daaa_tf.serving.contract import FORMATS, PARITY_FILE, SAVED_MODEL, artifact_path
+from daaa_tf.serving.runners import run_batched
 
 
 def parity_row(reference, probabilities, class_ids, labels):
@@ -126,3 +125,11 @@ def failed_formats(parity):
     """Names (in FORMATS order) of the formats whose parity row is outside its bounds."""
     rows = (parity or {}).get("formats", {})
     return [f for f in FORMATS if f in rows and not rows[f].get("ok")]
+def up_to_date(export_dir, fmt, model_sha256):
+    """True if ``fmt`` exists in ``export_dir`` and parity.json says it was installed within its bounds from
+    the model with this sha256 (so re-exporting the same model can keep it instead of refusing)."""
+    parity = read_json(os.path.join(export_dir, PARITY_FILE), {}) or {}
+    row = parity.get("formats", {}).get(fmt, {})
+    return (os.path.exists(artifact_path(export_dir, fmt)) and bool(model_sha256)
+            and parity.get("reference", {}).get("model_sha256") == model_sha256
+            and bool(row.get("ok")) and bool(row.get("installed")))

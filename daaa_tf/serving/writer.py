@@ -2,9 +2,9 @@
 
 The SavedModel is written with ``keras.export.ExportArchive`` and custom uint8 endpoints (preprocessing inside
 the graph), never with a bare ``tf.Module`` holding the Keras model: that saves a correct SavedModel but its
-TFLite conversion keeps uninitialised variables and silently returns NaN (DESIGN section 8). Every format is
+TFLite conversion keeps uninitialised variables and silently returns NaN (docs/design.md, "Export"). Every format is
 compared with the Keras model on the target test set (``daaa_tf.serving.parity``), and a format outside its bound is
-not installed (``daaa_tf.parity.check_bounds``).
+not installed (``daaa_tf.serving.parity.check_bounds``).
 
 Signatures of ``saved_model/``:
   serving_default(images: uint8 [N, H, W, 3]) -> {probabilities: float32 [N, K], class_ids: int32 [N]}
@@ -22,66 +22,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
+from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.attention import attention_map
-from daaa_tf.models import ARCHS, preprocess
-from daaa_tf.serving.parity import FORMATS, PARITY_FILE, TFLITE_MODES, default_bounds, evaluate_format, merge_parity
-from daaa_tf.serving.runners import (
+from daaa_tf.models import build_classifier, model_spec, preprocess
+from daaa_tf.serving.contract import (
     ATTENTION,
+    FORMATS,
     LABELS_FILE,
     METADATA,
+    PARITY_FILE,
     SAVED_MODEL,
     SERVING,
-    SavedModelRunner,
-    TFLiteRunner,
-    batches,
-    default_batch_size,
+    TFLITE_MODES,
+    artifact_path,
+    tflite_name,
 )
-
-
-def tflite_name(mode):
-    """File name of a TFLite variant inside the export directory."""
-    return f"model_{mode}.tflite"
-
-
-def artifact_path(export_dir, fmt):
-    """Where format ``fmt`` lives in an export directory."""
-    return os.path.join(export_dir, SAVED_MODEL if fmt == SAVED_MODEL else tflite_name(fmt))
-
-
-def up_to_date(export_dir, fmt, model_sha256):
-    """True if ``fmt`` exists in ``export_dir`` and parity.json says it was installed within its bounds from
-    the model with this sha256 (so re-exporting the same model can keep it instead of refusing)."""
-    parity = read_json(os.path.join(export_dir, PARITY_FILE), {}) or {}
-    row = parity.get("formats", {}).get(fmt, {})
-    return (os.path.exists(artifact_path(export_dir, fmt)) and bool(model_sha256)
-            and parity.get("reference", {}).get("model_sha256") == model_sha256
-            and bool(row.get("ok")) and bool(row.get("installed")))
-
-
-def default_model_path(run_dir):
-    """``<run_dir>/adapt/model.keras`` if it exists, else ``<run_dir>/source/model.keras``."""
-    adapt = os.path.join(run_dir, "adapt", "model.keras")
-    source = os.path.join(run_dir, "source", "model.keras")
-    if os.path.exists(adapt):
-        return adapt
-    if os.path.exists(source):
-        return source
-    raise FileNotFoundError(f"--model not given and neither {adapt!r} nor {source!r} exists "
-                            "(train a model first, or pass --model=PATH.keras)")
-
-
-def model_spec(model):
-    """What the export needs to know of a classifier: arch, classes, input size, tap layer names."""
-    if model.name not in ARCHS:
-        raise ValueError(f"model {model.name!r} is not one of {ARCHS} (was it built by daaa_tf.models?)")
-    shape = tuple(model.input.shape)
-    if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
-        raise ValueError(f"model input shape {shape} is not [N, H, W, 3] with a fixed H and W")
-    by_output = {id(lyr.output): lyr.name for lyr in model.layers}
-    taps = [by_output.get(id(t), f"tap{i}") for i, t in enumerate(model.output["taps"])]
-    return {"arch": model.name, "num_classes": int(model.output["logits"].shape[-1]),
-            "image_size": (int(shape[1]), int(shape[2])), "tap_names": taps}
+from daaa_tf.serving.parity import default_bounds, evaluate_format, merge_parity
+from daaa_tf.serving.runners import SavedModelRunner, TFLiteRunner, batches, default_batch_size
 
 
 def as_float32(model):
@@ -92,8 +49,6 @@ def as_float32(model):
     """
     if all(lyr.dtype_policy.compute_dtype == "float32" for lyr in model.layers):
         return model
-    from daaa_tf.models import build_classifier
-
     spec = model_spec(model)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
@@ -205,28 +160,6 @@ def directory_size(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def file_sha256(path):
-    return sha256_file(path)
-
-
-def take_examples(dataset, limit=0, shuffle_seed=None, buffer=2048):
-    """First ``limit`` (0 = all) (uint8 image, label) pairs of an unbatched dataset as numpy arrays.
-
-    With ``shuffle_seed`` the examples are drawn through a seeded shuffle buffer (calibration sets).
-    """
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
-    if limit:
-        dataset = dataset.take(limit)
-    images, labels = [], []
-    for x, y in dataset.batch(256).as_numpy_iterator():
-        images.append(np.asarray(x, np.uint8))
-        labels.append(np.asarray(y, np.int64))
-    if not images:
-        raise ValueError("the dataset is empty")
-    return np.concatenate(images), np.concatenate(labels)
-
-
 def export_formats(model, export_dir, formats, parity_images, parity_labels, calibration_images=None,
                    class_names=None, bounds=None, overwrite=False, enforce_bounds=True, reference_info=None,
                    log=lambda msg: None):
@@ -238,13 +171,45 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
     ever left under its final name. Writes ``labels.txt`` and merges the rows into ``parity.json``.
     Returns (parity dict, names of the formats that failed their bounds).
     """
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or not formats:
-        raise ValueError(f"export formats: expected some of {FORMATS}, got {list(formats)}")
     compute_dtype = next((lyr.dtype_policy.compute_dtype for lyr in model.layers
                           if lyr.dtype_policy.compute_dtype != "float32"), "float32")
     model = as_float32(model)
     spec = model_spec(model)
+    targets = _check_request(spec, export_dir, formats, parity_images, calibration_images, overwrite)
+    bounds = {**default_bounds(), **(bounds or {})}
+    os.makedirs(export_dir, exist_ok=True)
+    log(f"reference: Keras model on {len(parity_images)} target test images")
+    reference = keras_probabilities(model, parity_images)
+    info = {**spec, **(reference_info or {}), "num_examples": int(len(parity_images)),
+            "trained_compute_dtype": compute_dtype,
+            "accuracy": float(100.0 * (reference.argmax(-1) == np.asarray(parity_labels)).mean())}
+    info["image_size"] = list(spec["image_size"])
+    rows = {}
+    staging = tempfile.mkdtemp(prefix=".export.", dir=export_dir)
+    try:
+        saved_model = os.path.join(staging, SAVED_MODEL)
+        log("writing the SavedModel")
+        write_saved_model(model, saved_model, class_names)
+        for fmt in formats:
+            rows[fmt] = _stage_and_install(fmt, saved_model, staging, targets[fmt], calibration_images,
+                                           (parity_images, parity_labels, reference), bounds[fmt],
+                                           enforce_bounds, log)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    names = [str(c) for c in (class_names or range(spec["num_classes"]))]
+    with atomic_path(os.path.join(export_dir, LABELS_FILE)) as tmp, open(tmp, "w") as f:
+        f.write("".join(f"{n}\n" for n in names))
+    path = os.path.join(export_dir, PARITY_FILE)
+    parity = merge_parity(read_json(path, {}), info, rows)
+    write_json(path, parity)
+    return parity, [fmt for fmt, row in rows.items() if not row["ok"]]
+
+
+def _check_request(spec, export_dir, formats, parity_images, calibration_images, overwrite):
+    """{format: final path}, or a one-line ValueError for unknown formats, existing files or bad inputs."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(f"export formats: expected some of {FORMATS}, got {list(formats)}")
     targets = {f: artifact_path(export_dir, f) for f in formats}
     existing = [p for p in targets.values() if os.path.exists(p)]
     if existing and not overwrite:
@@ -254,52 +219,32 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
     if tuple(parity_images.shape[1:]) != (*spec["image_size"], 3):
         raise ValueError(f"parity images are {parity_images.shape[1:]}, the model takes "
                          f"{(*spec['image_size'], 3)}")
-    bounds = {**default_bounds(), **(bounds or {})}
-    os.makedirs(export_dir, exist_ok=True)
-    log(f"reference: Keras model on {len(parity_images)} target test images")
-    reference = keras_probabilities(model, parity_images)
-    ref_top1 = reference.argmax(-1)
-    info = {**spec, **(reference_info or {}), "num_examples": int(len(parity_images)),
-            "trained_compute_dtype": compute_dtype,
-            "accuracy": float(100.0 * (ref_top1 == np.asarray(parity_labels)).mean())}
-    info["image_size"] = list(spec["image_size"])
-    rows, failed = {}, []
-    staging = tempfile.mkdtemp(prefix=".export.", dir=export_dir)
-    try:
-        saved_model = os.path.join(staging, SAVED_MODEL)
-        log("writing the SavedModel")
-        write_saved_model(model, saved_model, class_names)
-        for fmt in formats:
-            start = time.perf_counter()
+    return targets
+
+
+def _stage_and_install(fmt, saved_model, staging, target, calibration_images, parity_set, bounds,
+                       enforce_bounds, log):
+    """Converts ``fmt`` into ``staging``, evaluates it on ``parity_set`` (images, labels, reference
+    probabilities) and renames it to ``target`` when within ``bounds`` (or not enforced); returns its row."""
+    images, labels, reference = parity_set
+    start = time.perf_counter()
+    if fmt == SAVED_MODEL:
+        artifact, runner = saved_model, SavedModelRunner(saved_model)
+    else:
+        log(f"converting to TFLite {fmt}")
+        artifact = os.path.join(staging, tflite_name(fmt))
+        with open(artifact, "wb") as f:
+            f.write(convert_tflite(saved_model, fmt, calibration_images))
+        runner = TFLiteRunner(artifact)
+    convert_seconds = time.perf_counter() - start
+    row = evaluate_format(runner, images, labels, reference, bounds, path=target)
+    row["num_examples"] = int(len(images))
+    row.update(size_bytes=directory_size(artifact), convert_seconds=round(convert_seconds, 3))
+    row["installed"] = row["ok"] or not enforce_bounds
+    if row["installed"]:
+        with atomic_path(target) as tmp:
             if fmt == SAVED_MODEL:
-                artifact, runner = saved_model, SavedModelRunner(saved_model)
+                shutil.copytree(artifact, tmp)  # the staged copy is still needed for conversion
             else:
-                log(f"converting to TFLite {fmt}")
-                artifact = os.path.join(staging, tflite_name(fmt))
-                with open(artifact, "wb") as f:
-                    f.write(convert_tflite(saved_model, fmt, calibration_images))
-                runner = TFLiteRunner(artifact)
-            convert_seconds = time.perf_counter() - start
-            row = evaluate_format(runner, parity_images, parity_labels, reference, bounds[fmt],
-                                  path=targets[fmt])
-            row["num_examples"] = int(len(parity_images))
-            row.update(size_bytes=directory_size(artifact), convert_seconds=round(convert_seconds, 3))
-            row["installed"] = row["ok"] or not enforce_bounds
-            if row["installed"]:
-                with atomic_path(targets[fmt]) as tmp:
-                    if fmt == SAVED_MODEL:
-                        shutil.copytree(artifact, tmp)  # the staged copy is still needed for conversion
-                    else:
-                        os.replace(artifact, tmp)
-            if not row["ok"]:
-                failed.append(fmt)
-            rows[fmt] = row
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    names = [str(c) for c in (class_names or range(spec["num_classes"]))]
-    with atomic_path(os.path.join(export_dir, LABELS_FILE)) as tmp, open(tmp, "w") as f:
-        f.write("".join(f"{n}\n" for n in names))
-    path = os.path.join(export_dir, PARITY_FILE)
-    parity = merge_parity(read_json(path, {}), info, rows)
-    write_json(path, parity)
-    return parity, failed
+                os.replace(artifact, tmp)
+    return row

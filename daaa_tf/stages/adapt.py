@@ -14,9 +14,8 @@ from daaa_tf.data.mixing import DEFAULT_PROPORTIONS, STREAMS, adaptation_dataset
 from daaa_tf.data.pairs import read_manifest
 from daaa_tf.method.daaa import build_daaa
 from daaa_tf.method.posterior import PosteriorSync
-from daaa_tf.models import load_classifier
-from daaa_tf.stages.callbacks import AttentionImages, NaNGuard, StepScalars
-from daaa_tf.stages.resume import Backup
+from daaa_tf.models import load_classifier, model_spec
+from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScalars
 
 
 @dataclasses.dataclass
@@ -56,7 +55,7 @@ class AdaptConfig:
 def _check_inputs(cfg, source_net):
     manifest = read_manifest(cfg.pairs_dir)
     shape = tuple(manifest.get("image_shape", ()))
-    want = tuple(source_net.input.shape[1:])
+    want = (*model_spec(source_net)["image_size"], 3)
     if shape and shape != want:
         raise ValueError(f"pair shards in {cfg.pairs_dir} hold {shape} images but the source model "
                          f"{cfg.source_model} takes {want}: rerun trainers.cyclegan with --image_size={want[0]}")
@@ -90,26 +89,26 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     fixed = np.stack([x for x, _ in target_test.dataset().take(cfg.num_attention_images).as_numpy_iterator()])
     tb_dir = os.path.join(cfg.out_dir, "tensorboard")
     sync = PosteriorSync(cfg.sync_every, cfg.restart_lr, log_dir=os.path.join(tb_dir, "train"))
-    guard = NaNGuard()
+    guard = NaNGuard(cfg.log_every)
     steps = StepScalars(os.path.join(tb_dir, "train"), cfg.log_every)
     tensorboard = keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)
     start = time.time()
     model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-                        initial_epoch=initial_epoch, validation_data=val, shuffle=False,
-                        callbacks=[sync, steps, guard, backup, tensorboard,
-                                   AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch),
-                                   *extra_callbacks],
-                        verbose=runtime.fit_verbosity())
+              initial_epoch=initial_epoch, validation_data=val, shuffle=False,
+              callbacks=[sync, steps, guard, backup, tensorboard,
+                         AttentionImages(os.path.join(tb_dir, "attention"), fixed, cfg.arch), *extra_callbacks],
+              verbose=runtime.fit_verbosity())
     if guard.bad_step is not None:
-        raise StageError(f"the adaptation loss became NaN/inf at step {guard.bad_step}; the last good state "
-                           f"is kept in {cfg.out_dir}/backup (lower --lr or --beta and rerun to resume)")
+        raise StageError(f"the adaptation loss became NaN/inf by step {guard.bad_step} (finite at step "
+                         f"{guard.last_good_step}); the last good state is kept in {cfg.out_dir}/backup "
+                         "(lower --lr or --beta and rerun to resume)")
     with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
         model.target.save(tmp)
     steps = int(model.optimizer.iterations)
     metrics = {
         "target_test_accuracy": float(backup.history["val_accuracy"][-1]),
         "history": backup.history, "counts": counts, "global_batch": cfg.batch_size,
-        "syncs": list(range(cfg.sync_every, steps + 1, cfg.sync_every)),
+        "syncs": PosteriorSync.sync_steps(cfg.sync_every, steps),
         "steps": steps, "train_seconds": time.time() - start,
         "pairs": {k: manifest.get("counts", {}).get(k) for k in ("source", "target")},
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),

@@ -1,36 +1,101 @@
-"""Callbacks that show a run: per-step scalars (lr, losses), attention-map grids (Fig. 5), a NaN guard."""
+"""Callbacks shared by the stages: per-step scalars, a NaN guard, attention grids (Fig. 5), exact-resume backups.
+
+None of them reads the device every update: the periodic ones count updates in Python from one read of
+``optimizer.iterations`` at train begin and look at the metrics only every ``every`` updates and at epoch end
+(docs/design.md, "Resume contract" and "Host synchronisation").
+"""
 
 import math
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from daaa_tf import io
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import preprocess
 
 
-class StepScalars(keras.callbacks.Callback):
-    """Writes the learning rate and every step's running losses to TensorBoard every ``every`` steps."""
+class Periodic(keras.callbacks.Callback):
+    """Calls ``on_period(step, logs, epoch_end)`` after every ``every``-th update and at every epoch end.
 
-    def __init__(self, log_dir, every=10):
+    ``step`` is the number of updates done (read once from ``optimizer.iterations`` at train begin, so a resumed
+    run continues its count, then counted in Python). Mid-epoch, the call happens at the start of the next
+    update (``on_train_batch_begin``, no logs to convert) with the running metrics of the model, which have
+    not changed since the update ended; at epoch end it gets the epoch's training logs. Requires
+    ``steps_per_execution == 1``.
+    """
+
+    def __init__(self, every=10):
         super().__init__()
-        self.log_dir, self.every = log_dir, int(every)
-        self.history = []
+        if int(every) < 1:
+            raise ValueError(f"--log_every must be >= 1, got {every}")
+        self.every = int(every)
+        self.step = 0
 
     def on_train_begin(self, logs=None):
-        self._writer = tf.summary.create_file_writer(self.log_dir)
+        self.step = int(self.model.optimizer.iterations.numpy())
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        lr = float(self.model.current_learning_rate())
-        self.history.append((step, lr))
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch > 0 and self.step % self.every == 0:  # batch 0: the last update was reported at epoch end
+            self.on_period(self.step, self.model.get_metrics_result(), epoch_end=False)
+        self.step += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_logs = {k: v for k, v in (logs or {}).items() if not k.startswith("val_")}
+        self.on_period(self.step, train_logs, epoch_end=True)
+
+    def on_period(self, step, logs, epoch_end):
+        raise NotImplementedError
+
+
+class StepScalars(Periodic):
+    """Writes the learning rate and the running losses to TensorBoard every ``every`` updates."""
+
+    def __init__(self, log_dir, every=10):
+        super().__init__(every)
+        self.log_dir = log_dir
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._writer = self._writer or tf.summary.create_file_writer(self.log_dir)
+
+    def on_period(self, step, logs, epoch_end):
         if step % self.every:
             return
         with self._writer.as_default(step=step):
-            tf.summary.scalar("step/lr", lr)
-            for k, v in (logs or {}).items():
-                tf.summary.scalar(f"step/{k}", float(v))
+            tf.summary.scalar("step/lr", self.model.current_learning_rate())
+            for k, v in logs.items():
+                tf.summary.scalar(f"step/{k}", v)
+
+
+class NaNGuard(Periodic):
+    """Stops training once the running loss is non-finite (checked every ``every`` updates and at epoch end).
+
+    The running mean of an epoch stays non-finite from the first bad update on, so the check catches it at the
+    next check point; ``bad_step`` is that update count (the first bad update lies after ``last_good_step``).
+    The backup of the epoch is not written (``Backup`` skips non-finite epochs), so the last good one is kept.
+    """
+
+    def __init__(self, every=10):
+        super().__init__(every)
+        self.bad_step, self.last_good_step = None, 0
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.last_good_step = self.step  # a resumed run starts from a finite backup
+
+    def on_period(self, step, logs, epoch_end):
+        loss = logs.get("loss")
+        if loss is None or self.bad_step is not None:
+            return
+        if math.isfinite(float(loss)):
+            self.last_good_step = step
+        else:
+            self.bad_step = step
+            self.model.stop_training = True
 
 
 def attention_grid(images, source, target, arch):
@@ -40,10 +105,9 @@ def attention_grid(images, source, target, arch):
     """
     x = preprocess(images, arch)
     size = images.shape[1:3]
+    maps = {name: [tf.reshape(attention_map(f), tf.shape(f)[:3]) for f in net(x, training=False)["taps"]]
+            for name, net in (("source", source), ("target", target))}
     rows = []
-    maps = {}
-    for name, net in (("source", source), ("target", target)):
-        maps[name] = [tf.reshape(attention_map(f), tf.shape(f)[:3]) for f in net(x, training=False)["taps"]]
     for i in range(images.shape[0]):
         tiles = [tf.cast(images[i], tf.float32) / 255.0]
         for name in ("source", "target"):
@@ -71,15 +135,44 @@ class AttentionImages(keras.callbacks.Callback):
             tf.summary.image("attention/input|source_net_taps|target_net_taps", grid)
 
 
-class NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers the step (the last good backup is kept)."""
+class Backup(keras.callbacks.Callback):
+    """Saves ``objects`` (a dict of trackables: models, optimizer, variables) into ``directory`` each epoch.
 
-    def __init__(self):
+    The resume contract (docs/design.md, "Resume contract"): ``restore()`` loads the newest backup, if any, and
+    returns the number of completed epochs (0 when fresh); ``history`` then holds the per-epoch logs of those
+    epochs (saved beside the checkpoint as history.json). A backup is written only when the epoch's loss is
+    finite, so a run that diverges keeps its last good state. The optimizer's variables must exist before
+    ``restore()`` (call ``optimizer.build(variables)``).
+    """
+
+    def __init__(self, directory, objects, max_to_keep=2):
         super().__init__()
-        self.bad_step = None
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
+        self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, **objects)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
+        self.history_path = os.path.join(directory, "history.json")
+        self.history = {}
 
-    def on_train_batch_end(self, batch, logs=None):
+    def restore(self):
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        done = int(self.epoch.numpy())
+        saved = io.read_json(self.history_path, {})
+        self.history = {k: v[:done] for k, v in saved.items()}
+        return done
+
+    def on_epoch_end(self, epoch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.bad_step = int(self.model.optimizer.iterations.numpy())
-            self.model.stop_training = True
+            return
+        self.epoch.assign(epoch + 1)
+        for k, v in (logs or {}).items():
+            self.history[k] = self.history.get(k, [])[:epoch] + [float(v)]
+        self.manager.save(checkpoint_number=epoch + 1)
+        io.write_json(self.history_path, self.history)
+
+    @staticmethod
+    def exists(directory):
+        return tf.train.latest_checkpoint(directory) is not None if os.path.isdir(directory) else False

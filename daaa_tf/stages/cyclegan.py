@@ -1,106 +1,23 @@
-"""The CycleGAN stage (paper section 3.1): input pipelines, training with resume, sample grids, translation.
+"""The CycleGAN stage (paper section 3.1): training with resume, sample grids, translation into pair shards.
 
 ``train_cyclegan`` runs ``fit`` with checkpoints every epoch (a rerun resumes from the last one with the same
 step count), sample grids (PNG + TensorBoard) and ``metrics.json``; ``translate_domains`` writes the pair
-shards (``daaa_tf.data.pairs``). The model itself is ``daaa_tf.cyclegan.CycleGAN``.
+shards (``daaa_tf.data.pairs``). The model itself is ``daaa_tf.method.cyclegan.CycleGAN``;
+its input pipelines are in ``daaa_tf.data.pipelines``.
 """
 
 import os
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from daaa_tf import runtime
 from daaa_tf.data import pairs
+from daaa_tf.data.pipelines import first_images, training_pairs
 from daaa_tf.io import atomic_path, read_json, write_json
-from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan, to_float, to_uint8
-
-SIZE_POLICIES = ("resize", "error")
-
-# ------------------------------------------------------------------------------------------------ data
-
-
-class ArrayDomain:
-    """A domain held in memory (tests, benchmarks): ``.dataset()`` of (uint8 image, int32 label)."""
-
-    def __init__(self, images, labels=None):
-        self.images = np.asarray(images, np.uint8)
-        self.labels = np.full(len(self.images), -1, np.int32) if labels is None else np.asarray(labels, np.int32)
-        self.num_examples = len(self.images)
-
-    def dataset(self):
-        return tf.data.Dataset.from_tensor_slices((self.images, self.labels))
-
-
-def conform_images(dataset, image_size, on_mismatch="resize", name="--source"):
-    """Makes a dataset of (image, label) yield uint8 [S, S, 3]; resizes/converts or raises (``on_mismatch``)."""
-    if on_mismatch not in SIZE_POLICIES:
-        raise ValueError(f"--on_size_mismatch: expected one of {SIZE_POLICIES}, got {on_mismatch!r}")
-    spec = dataset.element_spec[0]
-    shape = spec.shape
-    if not shape.is_fully_defined():
-        shape = next(iter(dataset.take(1)))[0].shape
-    want = (image_size, image_size, 3)
-    if tuple(shape) == want and spec.dtype == tf.uint8:
-        return dataset.map(lambda x, y: (tf.ensure_shape(x, want), y))
-    if on_mismatch == "error":
-        raise ValueError(f"{name}: images are {'x'.join(map(str, shape))} {spec.dtype.name}, the CycleGAN needs "
-                         f"{image_size}x{image_size}x3 uint8 (--image_size); pass --on_size_mismatch=resize")
-
-    def fix(x, y):
-        x = tf.convert_to_tensor(x)
-        if x.dtype != tf.uint8:
-            x = tf.cast(tf.clip_by_value(tf.round(tf.cast(x, tf.float32)), 0, 255), tf.uint8)
-        x = x[..., :3] if x.shape[-1] and x.shape[-1] >= 3 else tf.image.grayscale_to_rgb(x[..., :1])
-        x = tf.image.resize(x, (image_size, image_size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8), y
-
-    return dataset.map(fix, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-class _Conformed:
-    def __init__(self, domain, image_size, on_mismatch, name):
-        self.domain, self.num_examples = domain, domain.num_examples
-        self._args = (image_size, on_mismatch, name)
-        self.dataset()  # fails now (one line) rather than inside training
-
-    def dataset(self):
-        return conform_images(self.domain.dataset(), *self._args)
-
-
-def conform_domain(domain, image_size, on_mismatch="resize", name="--source"):
-    """A view of ``domain`` whose ``.dataset()`` yields uint8 [S, S, 3] (see ``conform_images``)."""
-    return _Conformed(domain, image_size, on_mismatch, name)
-
-
-def training_pairs(source, target, batch_size, seed=0, skip_steps=0):
-    """Unpaired batches ``(x_s, x_t)`` in [-1, 1], reshuffled every pass, deterministic given ``seed``.
-
-    ``source``/``target``: unbatched (uint8 image, label) datasets with ``num_examples``. ``skip_steps``
-    fast-forwards a resumed run to where the checkpointed one stopped. Resets TF's global seed to ``seed``
-    (tf.data combines it with the op seeds), so the order does not depend on what ran before.
-    """
-    tf.random.set_seed(seed)
-
-    def stream(domain, offset):
-        ds, n = domain
-        if n * int(np.prod(ds.element_spec[0].shape)) < (1 << 30):
-            ds = ds.cache()  # decoded uint8 images, no augmentation to freeze
-        ds = ds.map(lambda x, y: x).shuffle(min(n, 10000), seed=seed + offset, reshuffle_each_iteration=True)
-        return ds.repeat().batch(batch_size, drop_remainder=True)
-
-    ds = tf.data.Dataset.zip((stream(source, 0), stream(target, 7919)))
-    if skip_steps:
-        ds = ds.skip(skip_steps)
-    return ds.map(lambda a, b: (to_float(a), to_float(b)), num_parallel_calls=tf.data.AUTOTUNE) \
-        .prefetch(tf.data.AUTOTUNE)
-
-
-def first_images(dataset, n):
-    return np.stack([x.numpy() for x, _ in dataset.take(n)])
-
+from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
+from daaa_tf.models.gan_nets import to_float, to_uint8
 
 # ------------------------------------------------------------------------------------- samples / training
 

@@ -6,13 +6,13 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from daaa_tf import StageError, io, runtime
 from daaa_tf.data import load_domain
+from daaa_tf.data.pipelines import batched
 from daaa_tf.method.schedules import make_optimizer
-from daaa_tf.models import build_classifier, preprocess
-from daaa_tf.stages.resume import Backup
+from daaa_tf.models import build_classifier
+from daaa_tf.stages.callbacks import Backup
 
 
 @dataclasses.dataclass
@@ -32,16 +32,6 @@ class SourceConfig:
     strategy: str = "auto"
     precision: str = "float32"
     eval_batch_size: int = 256
-
-
-def batched(domain, arch, batch_size, shuffle=False, seed=0):
-    """(uint8, label) domain -> batched (preprocessed float image, label) tf.data pipeline."""
-    ds = domain.dataset()
-    if shuffle:
-        ds = ds.shuffle(min(domain.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=shuffle)
-    ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def train_source(cfg: SourceConfig):

@@ -1,0 +1,91 @@
+"""The RevGrad / DANN baseline stage: train from the source network, evaluate on the target, write artifacts.
+
+The model (gradient reversal, lambda schedule, domain classifier, ``RevGrad``) is ``daaa_tf.method.revgrad``; its
+batches come from ``daaa_tf.data.pipelines.revgrad_dataset``. Resume and outputs follow docs/design.md,
+"Stages and artifacts" and "Resume contract".
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+
+from daaa_tf import io, runtime
+from daaa_tf.data import load_domain
+from daaa_tf.data.pipelines import batch_counts, revgrad_dataset
+from daaa_tf.method.revgrad import DEFAULT_HIDDEN, RevGradConfig, build_revgrad
+from daaa_tf.models import load_classifier, model_spec
+from daaa_tf.stages.callbacks import Backup, NaNGuard, StepScalars
+
+__all__ = ["RevGradConfig", "run_revgrad"]
+
+
+def _check_domains(cfg, source_net, src_train, tgt_train, tgt_test):
+    spec = model_spec(source_net)
+    k = spec["num_classes"]
+    for name, d in (("--source train", src_train), ("--target train", tgt_train), ("--target test", tgt_test)):
+        if d.num_classes != k:
+            raise ValueError(f"{name} ({cfg.source if 'source' in name else cfg.target}) has {d.num_classes} "
+                             f"classes but the source model {cfg.source_model} predicts {k}")
+    want = spec["image_size"]
+    if want != (cfg.image_size, cfg.image_size):
+        raise ValueError(f"--image_size={cfg.image_size} but the source model {cfg.source_model} takes {want}")
+
+
+def run_revgrad(cfg: RevGradConfig):
+    """Trains (resuming from ``out_dir/backup``), evaluates on the target test set every epoch, writes
+    ``model.keras`` (the adapted label classifier) and ``metrics.json`` (the adaptation stage's keys)."""
+    runtime.set_seed(cfg.seed)
+    runtime.set_precision(cfg.precision)
+    strategy = runtime.make_strategy(cfg.strategy)
+    source_net = load_classifier(cfg.source_model)
+    src_train = load_domain(cfg.source, "train", cfg.image_size, role="source")
+    tgt_train = load_domain(cfg.target, "train", cfg.image_size, role="target")
+    tgt_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
+    _check_domains(cfg, source_net, src_train, tgt_train, tgt_test)
+    counts = batch_counts(cfg.batch_size, strategy.num_replicas_in_sync)
+    model = build_revgrad(cfg, source_net, strategy)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    backup = Backup(os.path.join(cfg.out_dir, "backup"),
+                    {"net": model.net, "domain": model.domain_head, "optimizer": model.optimizer})
+    initial_epoch = backup.restore()
+    if initial_epoch:
+        print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations)}) "
+              f"from {cfg.out_dir}/backup")
+    train = revgrad_dataset(src_train, tgt_train, counts, cfg.seed, initial_epoch * cfg.steps_per_epoch)
+    val = tgt_test.dataset().batch(cfg.eval_batch_size)
+    tb_dir = os.path.join(cfg.out_dir, "tensorboard")
+    guard = NaNGuard(cfg.log_every)
+    start = time.time()
+    history = model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+                        initial_epoch=initial_epoch, validation_data=val,
+                        callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
+                                   keras.callbacks.TensorBoard(tb_dir)],
+                        verbose=runtime.fit_verbosity())
+    if guard.bad_step is not None:
+        raise RuntimeError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "
+                           f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")
+    src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
+    source_test = model.evaluate(src_test.dataset().batch(cfg.eval_batch_size), verbose=0, return_dict=True)
+    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
+        model.net.save(tmp)
+    previous = io.read_json(os.path.join(cfg.out_dir, "metrics.json"), {}) if initial_epoch else {}
+    hist = previous.get("history", {})
+    for k, v in history.history.items():
+        hist[k] = hist.get(k, [])[:initial_epoch] + [float(x) for x in v]
+    metrics = {
+        "target_test_accuracy": float(hist["val_accuracy"][-1]),
+        "source_test_accuracy": float(source_test["accuracy"]),
+        "history": hist, "counts": counts, "global_batch": cfg.batch_size,
+        "steps": int(model.optimizer.iterations),
+        "train_seconds": time.time() - start + (previous.get("train_seconds", 0.0) if initial_epoch else 0.0),
+        "final_lambda": float(model.current_lambda()),
+        "domain_features": model.features_description,
+        "domain_hidden": list(tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))),
+        "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+    }
+    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    return metrics
+
