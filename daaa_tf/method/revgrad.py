@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from daaa_tf import io, runtime
+from daaa_tf.config import RevGradConfig
 from daaa_tf.data import load_domain
 from daaa_tf.method import losses
 from daaa_tf.method.daaa import target_test_step
@@ -197,34 +198,6 @@ def revgrad_dataset(source, target, counts, seed=0, skip_batches=0):
     ds = ds.map(lambda s, t: {"xs": s[0], "ys": tf.cast(s[1], tf.int32), "xt": t[0]},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
-
-
-@dataclasses.dataclass
-class RevGradConfig:
-    out_dir: str
-    source_model: str
-    source: str = "demo"
-    target: str = "demo"
-    arch: str = "digit_cnn"
-    image_size: int = 32
-    attention_layers: str = "all_conv"
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_alpha: float = 10.0
-    lr_power: float = 0.75
-    head_lr_mult: float = 1.0
-    epochs: int = 10
-    steps_per_epoch: int = 150
-    hidden: tuple = ()  # () = Ganin & Lempitsky's size for the architecture (DEFAULT_HIDDEN)
-    dropout: float = 0.0
-    gamma: float = 10.0
-    domain_weight: float = 1.0
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "float32"
-    eval_batch_size: int = 256
-    log_every: int = 10
 
 
 def build_revgrad(cfg, source_net, strategy):
