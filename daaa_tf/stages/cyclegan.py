@@ -217,3 +217,26 @@ def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_si
     seconds = time.perf_counter() - t0
     return {"translated": sum(manifest["counts"].values()), "translate_seconds": seconds,
             "shards": {k: len(v) for k, v in manifest["shards"].items()}}
+
+
+def run_cyclegan(cfg, log=print):
+    """The whole stage from a ``daaa_tf.config.CycleGANConfig``: trains (or resumes) into ``cfg.out_dir``, then
+    translates both training sets into ``cfg.pairs_dir``. Returns the metrics (also in out_dir/metrics.json)."""
+    from daaa_tf.data import load_domain
+
+    runtime.set_seed(cfg.seed)
+    runtime.set_precision(cfg.precision)
+    strategy = runtime.make_strategy(cfg.strategy)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    domains = [conform_domain(load_domain(spec, "train", cfg.image_size, role=role), cfg.image_size,
+                              cfg.on_size_mismatch, f"--{role}")
+               for spec, role in ((cfg.source, "source"), (cfg.target, "target"))]
+    model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy)
+    log(f"cyclegan: {metrics['step']} steps -> {cfg.out_dir} (samples.png, g_st.keras, g_ts.keras)")
+    metrics["translation"] = translate_domains(
+        model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,
+        fingerprint={"source": cfg.source, "target": cfg.target, "image_size": cfg.image_size})
+    write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    t = metrics["translation"]
+    log(f"pairs: {t['translated']} images translated in {t['translate_seconds']:.0f} s -> {cfg.pairs_dir}")
+    return metrics
