@@ -1,41 +1,28 @@
 """The whole method in one command.  python -m trainers.pipeline [--flagfile=configs/demo.flags] [--seeds=3]
 
 With no flags it runs the embedded demo (MNIST digits -> MNIST-M-style digits shipped in PyPI packages) end
-to end: source network, CycleGAN and translated pair shards, DAAA adaptation, export; then writes the report
-(results.md + plots, see trainers.report) and prints it. Completed stages are skipped on a rerun.
+to end in this process: source network, CycleGAN and translated pair shards, DAAA adaptation (--variants, see
+daaa_tf.experiments), optional RevGrad, export; then writes the report (results.md + plots, see
+trainers.report) and prints it. Completed stages are skipped on a rerun.
 """
 
 import os
 
-from absl import flags
-
-from daaa_tf import io
-from daaa_tf.report.tables import make_report
-from daaa_tf.stages import pipeline as pl
+from daaa_tf import config
 from trainers import flags as f
-
-FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    os.makedirs(FLAGS.run_dir, exist_ok=True)
-    flagfile = os.path.join(FLAGS.run_dir, "pipeline.flags")
-    FLAGS.append_flags_into_file(flagfile + ".tmp")
-    os.replace(flagfile + ".tmp", flagfile)
-    variants = []
-    for v in FLAGS.variants:
-        variants.extend(pl.TABLE1 if v == "table1" else [v])
-    seeds = tuple(range(FLAGS.seed, FLAGS.seed + FLAGS.seeds))
-    stages = pl.plan(FLAGS.run_dir, tuple(dict.fromkeys(variants)), seeds, FLAGS.export, FLAGS.revgrad)
-    times = pl.run(stages, flagfile)
-    io.write_json(os.path.join(FLAGS.run_dir, "pipeline.json"), {"stage_seconds": times})
-    make_report(FLAGS.run_dir)
-    with open(os.path.join(FLAGS.run_dir, "results.md")) as fh:
+    from daaa_tf.stages.pipeline import run_pipeline
+
+    cfg = f.from_flags(config.PipelineConfig)
+    results = run_pipeline(f.values(), cfg)
+    with open(results) as fh:
         print("\n" + fh.read())
-    print(f"files: {os.path.abspath(FLAGS.run_dir)}  (TensorBoard: tensorboard --logdir {FLAGS.run_dir})")
+    print(f"files: {os.path.abspath(cfg.run_dir)}  (TensorBoard: tensorboard --logdir {cfg.run_dir})")
 
 
 if __name__ == "__main__":
-    f.define_all()
+    f.define_flags(config.PipelineConfig, *config.STAGES)
     f.run_main(main)
