@@ -31,6 +31,15 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
 _config = dataclasses.dataclass(kw_only=True)
 
 
+def _variants(names):
+    from daaa_tf import experiments
+
+    known = [*experiments.VARIANTS, *experiments.GROUPS]
+    bad = [n for n in names if n not in known]
+    return f"unknown variant {', '.join(bad) or '(none given)'}; expected some of {', '.join(known)}" if (
+        bad or not names) else None
+
+
 @_config
 class SourceConfig(_Stage):
     """Stage 1 (trainers.source): the source network on the labelled source domain."""
@@ -240,7 +249,8 @@ class PipelineConfig(_Stage):
     """trainers.pipeline: which adaptation variants, seeds and extra stages to run (see daaa_tf.experiments)."""
     run_dir: str = shared("run_dir")
     variants: tuple = setting(("full",), "Adaptation variants to run (see daaa_tf.experiments.VARIANTS); "
-                              "'table1', 'table3', 'table4' = all rows of that table.", item=str)
+                              "'table1', 'table3', 'table4' = all rows of that table.", item=str,
+                              check=_variants)
     seed: int = shared("seed")
     seeds: int = setting(1, "Number of adaptation seeds per variant (seed, seed+1, ...).", lower=1)
     revgrad: bool = setting(False, "Also run the RevGrad/DANN baseline.")

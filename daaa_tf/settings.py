@@ -145,7 +145,7 @@ def convert(f, value):
     try:
         return tuple(item(v) for v in value)
     except ValueError:
-        raise ValueError(f"--{flag_name(f)}: expected {item.__name__} values, got {value}") from None
+        raise ValueError(f"--{flag_name(f)}: expected {item.__name__} values, got {','.join(value)}") from None
 
 
 def problem(f, value):

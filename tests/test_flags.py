@@ -85,9 +85,12 @@ def test_helpshort_lists_the_entry_points_own_flags():
     (["--beta=-1"], "--beta"),
     (["--no_such_flag=1"], "no_such_flag"),
     (["--flagfile=configs/nowhere.flags"], "nowhere.flags"),
+    (["--variants=full,bogus"], "--variants"),
+    (["--revgrad_hidden=8,0"], "--revgrad_hidden"),
+    (["--tflite_formats=float,fp16"], "--tflite_formats"),
 ])
 def test_bad_values_fail_the_check_with_status_2_and_one_line(args, flag):
-    out = cli("trainers.adapt", *args, "--only_check_args")
+    out = cli("trainers.pipeline", *args, "--only_check_args")
     assert out.returncode == 2, out.stderr[-1500:]
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], out.stderr
@@ -114,3 +117,11 @@ def test_flags_txt_holds_only_project_flags_with_absolute_paths(tmp_path, monkey
     replay = config.build(config.AdaptConfig, values, restart_lr=False)
     assert replay == dataclasses.replace(cfg, **{k: os.path.abspath(getattr(cfg, k)) for k in (
         "run_dir", "out_dir", "source_model", "pairs_dir")}, target=f"mnist_m:{tmp_path}/data/mnist_m")
+
+
+@pytest.mark.parametrize("module", ["trainers.adapt", "trainers.revgrad"])
+def test_a_stage_checks_its_own_flags(module):
+    bad = {"trainers.adapt": "--proportions=0.5,0.5,0.5,0.5", "trainers.revgrad": "--revgrad_hidden=x"}[module]
+    out = cli(module, bad, "--only_check_args")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert bad.split("=")[0] in out.stderr

@@ -31,7 +31,10 @@ def _define(name, f):
     _DEFINE[f.type](name, default, m["help"], **kwargs)
     if m.get("item") or m.get("check"):
         def check(value, f=f):
-            message = config.problem(f, config.convert(f, value))
+            try:
+                message = config.problem(f, config.convert(f, value))
+            except ValueError as e:
+                message = str(e)
             if message:  # absl prefixes "flag --name=value: "
                 raise flags.ValidationError(message.split(": ", 1)[-1])
             return True
