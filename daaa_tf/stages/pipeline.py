@@ -121,10 +121,12 @@ def run(stages, log=print):
 
 
 def _reset_keras():
-    """Frees the finished stage's models; each stage sets its own seed, dtype policy and strategy."""
+    """Frees the finished stage's models and restores the float32 dtype policy, as a fresh process has it (each
+    stage sets its own seed and policy; ``daaa_tf.runtime`` keeps one MirroredStrategy per process)."""
     import keras
 
     keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
 
 
 def run_pipeline(values, cfg, log=print):
