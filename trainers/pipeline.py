@@ -24,5 +24,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    f.define_flags(config.PipelineConfig, *config.STAGES)
+    f.define_flags(config.PipelineConfig, config.SourceConfig, config.CycleGANConfig, config.AdaptConfig,
+                   config.RevGradConfig, config.ExportConfig)
     f.run_main(main)
