@@ -11,25 +11,22 @@ Attention maps come from the SavedModel (beside the .tflite file when --model is
 import os
 import sys
 
-from absl import flags
-
-from export.saved_model import define_flags
+from daaa_tf.config import PredictConfig
 from trainers import flags as tflags
-
-FLAGS = flags.FLAGS
 
 
 def main(argv):
     from daaa_tf.serving import overlay
     from daaa_tf.serving import runners as predicting
+    from daaa_tf.serving.contract import SAVED_MODEL
 
     paths = argv[1:]
     if not paths:
         raise ValueError("no images given: python -m export.predict --model=MODEL image.png ...")
-    model_path = FLAGS.model or os.path.join(FLAGS.export_dir or os.path.join(FLAGS.run_dir, "export"),
-                                             predicting.SAVED_MODEL)
+    cfg = tflags.from_flags(PredictConfig)
+    model_path = cfg.model or os.path.join(cfg.export_dir, SAVED_MODEL)
     runner = predicting.load_runner(model_path)
-    attention = predicting.attention_runner(runner) if FLAGS.attention_out else None
+    attention = predicting.attention_runner(runner) if cfg.attention_out else None
     if attention is not None and attention is not runner:
         print(f"note: attention maps from the SavedModel {attention.path}", file=sys.stderr)
     names = runner.class_names
@@ -51,10 +48,10 @@ def main(argv):
         if attention is not None:
             maps = {k: v[0] for k, v in attention.attention(image[None]).items()}
             stem = os.path.splitext(os.path.basename(path))[0]
-            out = os.path.join(FLAGS.attention_out, f"{stem}_attention.png")
-            os.makedirs(FLAGS.attention_out, exist_ok=True)
-            overlay.save_overlay(out, image, overlay.select_maps(maps, FLAGS.max_attention_maps),
-                                    title=f"{label} p={float(probabilities[0, cid]):.2f}")
+            out = os.path.join(cfg.attention_out, f"{stem}_attention.png")
+            os.makedirs(cfg.attention_out, exist_ok=True)
+            overlay.save_overlay(out, image, overlay.select_maps(maps, cfg.max_attention_maps),
+                                 title=f"{label} p={float(probabilities[0, cid]):.2f}")
             line += f"  attention: {out}"
         print(line, flush=True)
     if failed:
@@ -63,5 +60,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
+    tflags.define_flags(PredictConfig)
     tflags.run_main(main)

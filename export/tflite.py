@@ -7,26 +7,19 @@ labels.txt and parity.json; prints the parity table and exits with status 3 when
 bounds (that variant is then not installed; the others are). int8 is calibrated on target training images.
 """
 
-from absl import flags
-
-from export.saved_model import define_flags, run
+from daaa_tf.config import ExportConfig
 from trainers import flags as tflags
-
-FLAGS = flags.FLAGS
 
 
 def main(argv):
     if len(argv) > 1:
         raise ValueError(f"unexpected arguments {argv[1:]} (all options are --flags)")
-    from daaa_tf.serving.contract import TFLITE_MODES
+    from daaa_tf.stages.export import export_model
 
-    formats = [f.strip() for f in FLAGS.tflite_formats if f.strip()]
-    bad = [f for f in formats if f not in TFLITE_MODES]
-    if bad or not formats:
-        raise ValueError(f"--tflite_formats: expected some of {','.join(TFLITE_MODES)}, got {FLAGS.tflite_formats}")
-    return run(formats)
+    cfg = tflags.from_flags(ExportConfig)
+    return export_model(cfg, list(cfg.tflite_formats))
 
 
 if __name__ == "__main__":
-    define_flags()
+    tflags.define_flags(ExportConfig)
     tflags.run_main(main)

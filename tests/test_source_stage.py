@@ -21,7 +21,11 @@ def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
     assert m["source_test_accuracy"] > 0.5  # one epoch on 2,000 real digits
     assert 0.0 <= m["target_test_accuracy"] <= 1.0
     assert (tmp_path / "source" / "model.keras").exists()
-    assert "--source_epochs=1" in (tmp_path / "source" / "flags.txt").read_text()
+    flags_txt = (tmp_path / "source" / "flags.txt").read_text().splitlines()
+    assert "--source_epochs=1" in flags_txt and f"--run_dir={tmp_path}" in flags_txt
+    assert all(line.startswith(("--source", "--target", "--run_dir", "--arch", "--image_size", "--weights",
+                                "--attention_layers", "--seed", "--strategy", "--precision", "--eval_batch_size"))
+               for line in flags_txt), flags_txt  # the stage's own flags only, no TF/absl internals
     assert os.listdir(tmp_path / "source" / "tensorboard")
     # rerun with more epochs resumes after the completed one instead of starting again
     again = run(["--source_epochs=2"], tmp_path)
@@ -33,5 +37,5 @@ def test_bad_flags_and_domains_give_one_line(tmp_path):
                          (["--source=mnist:/definitely/missing"], "/definitely/missing"),
                          (["--arch=vgg"], "arch")):
         out = run(args, tmp_path)
-        assert out.returncode != 0, args
+        assert out.returncode == 2, args
         assert needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr[-1500:])

@@ -10,36 +10,17 @@ The stage that trains it and writes the pair shards (``train_cyclegan``, ``trans
 ``daaa_tf.stages.cyclegan``.
 """
 
-import dataclasses
 
 import keras
 import tensorflow as tf
 
+from daaa_tf.config import CycleGANConfig  # noqa: F401  (re-exported: built by build_cyclegan's callers)
 from daaa_tf.method import losses
 from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_generator, to_float, to_uint8
 
 NETWORKS = ("g_st", "g_ts", "d_s", "d_t")
 
 
-@dataclasses.dataclass
-class CycleGANConfig:
-    image_size: int = 32
-    gen_width: int = 32
-    gen_blocks: int = 3
-    upsample: str = "resize"
-    disc_width: int = 64
-    disc_layers: int = 3
-    gan_loss: str = "lsgan"
-    cycle_weight: float = 10.0
-    identity_weight: float = 0.0
-    pool_size: int = 50
-    lr: float = 2e-4
-    beta1: float = 0.5
-    batch_size: int = 32
-    steps: int = 1000
-    steps_per_epoch: int = 100
-    seed: int = 0
-    semantic_weight: float = 0.0
 
 
 class CycleGAN(keras.Model):

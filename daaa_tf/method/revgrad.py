@@ -15,7 +15,6 @@ lambda = 2 / (1 + exp(-gamma p)) - 1, p in [0, 1] the training progress, and the
 eta0 * (1 + alpha p)^-power (Ganin's annealing; ``RestartableAnnealing`` without restarts).
 """
 
-import dataclasses
 
 import keras
 import tensorflow as tf
@@ -158,32 +157,6 @@ class RevGrad(keras.Model):
         return target_test_step(self.net, self.arch, data, self.trackers["loss"], self.accuracy_tracker)
 
 
-@dataclasses.dataclass
-class RevGradConfig:
-    out_dir: str
-    source_model: str
-    source: str = "demo"
-    target: str = "demo"
-    arch: str = "digit_cnn"
-    image_size: int = 32
-    attention_layers: str = "all_conv"
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_alpha: float = 10.0
-    lr_power: float = 0.75
-    head_lr_mult: float = 1.0
-    epochs: int = 10
-    steps_per_epoch: int = 150
-    hidden: tuple = ()  # () = Ganin & Lempitsky's size for the architecture (DEFAULT_HIDDEN)
-    dropout: float = 0.0
-    gamma: float = 10.0
-    domain_weight: float = 1.0
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "float32"
-    eval_batch_size: int = 256
-    log_every: int = 10
 
 
 def build_revgrad(cfg, source_net, strategy):

@@ -1,8 +1,9 @@
 """The results report: runs/<exp>/ -> results.md (Tables 1, 3, 4 style, mean ± std over seeds), results.json and
 PNG plots (target accuracy per epoch, the L_AT trend of Fig. 4 left, the attention maps of Fig. 5).
 
-Every number of ours is read from the runs' metrics.json files; only the paper's published numbers are constants
-here. Works on partial runs: a variant that was not run is a missing row, and the report lists what it found.
+Every number of ours is read from the runs' metrics.json files; the paper's published numbers are constants in
+daaa_tf.experiments. Works on partial runs: a variant that was not run is a missing row, and the report lists what
+it found.
 Layout read (see ``daaa_tf.pipeline.adapt_dir``): <run_dir>/source/metrics.json (the source network),
 <run_dir>/adapt/metrics.json (full method, first seed), <run_dir>/variants/<variant>/seed<k>/metrics.json.
 """
@@ -15,40 +16,7 @@ import re
 import numpy as np
 
 from daaa_tf import io
-
-PAPER_SOURCE_TEST = {"MNIST→MNIST-M": "99.3"}  # section 4.3: the source network on the MNIST test set
-# Table 1 (MNIST -> MNIST-M): the same number serves the source network and the S variant.
-PAPER_MNIST = {"source": "45.6", "S": "45.6", "RevGrad": "81.5", "Tf": "75.0", "S+Tf": "78.5", "S+Tf+AT": "85.7",
-               "full-noAT": "93.5", "full": "95.6"}
-_OFFICE_TASKS = ("A→W", "D→W", "W→D", "A→D", "D→A", "W→A")
-_OFFICE_T2 = {  # Table 2, in the order of _OFFICE_TASKS
-    "source": "68.4 96.7 99.3 68.9 62.5 60.7", "RevGrad": "82.0 96.9 99.1 79.7 68.2 67.4",
-    "Tf": "81.1 98.5 99.8 83.3 61.0 60.2", "S+Tf": "81.9 98.5 99.8 83.7 66.5 64.8",
-    "full-noAT": "87.1 99.3 100 87.1 72.3 72.2", "full": "86.8 99.3 100 88.8 74.3 73.9"}
-_OFFICE_T34 = {  # Table 3 (A→W, A→D, D→A, W→A; our EM-A/EM-C keep L_AT) and Table 4 (D→A, W→A)
-    "EM-A": dict(zip(("A→W", "A→D", "D→A", "W→A"), ("80.4", "79.1", "66.4", "58.4"))),
-    "EM-C": dict(zip(("A→W", "A→D", "D→A", "W→A"), ("86.2", "86.6", "71.8", "73.7"))),
-    "EM-B": dict.fromkeys(("A→W", "A→D", "D→A", "W→A"), "very low"),
-    "AT-l1": dict.fromkeys(("D→A", "W→A"), "very low"),
-    "AT-mmd": {"D→A": "66.2", "W→A": "64.5"}, "AT-jmmd": {"D→A": "67.4", "W→A": "66.3"}}
-
-TABLE1_ROWS = (  # (variant, method, train data)
-    ("source", "{net} (the source network, source/)", "S"),
-    ("S", "{net} (adaptation stage, --streams=s)", "S"),
-    ("RevGrad", "RevGrad [5]", "S + T"),
-    ("Tf", "{net}", "T_f"),
-    ("S+Tf", "{net}", "S + T_f"),
-    ("S+Tf+AT", "{net} + L_AT", "S + T_f"),
-    ("full-noAT", "Ours wo L_AT", "S + T_f + T + S_f"),
-    ("full", "Ours w L_AT", "S + T_f + T + S_f"))
-ABLATION_ROWS = (  # Table 3 (EM variants, all with L_AT as in the paper's "+ L_AT" rows) and Table 4 (criteria)
-    ("EM-A", "EM-A + L_AT (synchronous M_post, --sync_every=1)"),
-    ("EM-B", "EM-B + L_AT (no threshold, --threshold=0)"),
-    ("EM-C", "EM-C + L_AT (no LR restart, --norestart_lr)"),
-    ("AT-l1", "criterion L1 (--attention_criterion=l1)"),
-    ("AT-mmd", "criterion MMD (--attention_criterion=mmd)"),
-    ("AT-jmmd", "criterion JMMD (--attention_criterion=jmmd)"),
-    ("full", "Ours w L_AT (criterion L2, reference)"))
+from daaa_tf.experiments import ABLATION_ROWS, PAPER_SOURCE_TEST, TABLE1_ROWS, paper_value
 
 
 @dataclasses.dataclass
@@ -135,17 +103,6 @@ def detect_task(runs):
     if "mnist_m" in target or target == "demo":
         return "MNIST→MNIST-M"
     return None
-
-
-def paper_value(task, variant):
-    """The paper's accuracy (a string, % or 'very low') for ``variant`` on ``task``, or '—'."""
-    if task == "MNIST→MNIST-M":
-        return PAPER_MNIST.get(variant, "—")
-    if task in _OFFICE_TASKS:
-        if variant in _OFFICE_T2:
-            return _OFFICE_T2[variant].split()[_OFFICE_TASKS.index(task)]
-        return _OFFICE_T34.get(variant, {}).get(task, "—")
-    return "—"
 
 
 def _fmt(s):

@@ -9,47 +9,14 @@ import keras
 import numpy as np
 
 from daaa_tf import StageError, io, runtime
+from daaa_tf.config import AdaptConfig
 from daaa_tf.data import load_domain
-from daaa_tf.data.mixing import DEFAULT_PROPORTIONS, STREAMS, adaptation_dataset
+from daaa_tf.data.mixing import adaptation_dataset
 from daaa_tf.data.pairs import read_manifest
 from daaa_tf.method.daaa import build_daaa
 from daaa_tf.method.posterior import PosteriorSync
 from daaa_tf.models import load_classifier, model_spec
 from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScalars
-
-
-@dataclasses.dataclass
-class AdaptConfig:
-    out_dir: str
-    source_model: str
-    pairs_dir: str
-    target: str = "demo"
-    arch: str = "digit_cnn"
-    image_size: int = 32
-    attention_layers: str = "all_conv"
-    batch_size: int = 64
-    proportions: tuple = DEFAULT_PROPORTIONS
-    streams: tuple = STREAMS
-    beta: float = 1.0
-    attention_criterion: str = "l2"
-    threshold: float = 0.95
-    sync_every: int = 150
-    restart_lr: bool = True
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    lr_alpha: float = 10.0
-    lr_power: float = 0.75
-    head_lr_mult: float = 1.0
-    epochs: int = 10
-    steps_per_epoch: int = 150
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "float32"
-    eval_batch_size: int = 256
-    log_every: int = 10
-    profile_steps: tuple = ()
-    num_attention_images: int = 6
-    augment_streams: tuple = ()
 
 
 def _check_inputs(cfg, source_net):

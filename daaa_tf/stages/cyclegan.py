@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from daaa_tf import runtime
 from daaa_tf.data import pairs
-from daaa_tf.data.pipelines import first_images, training_pairs
+from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
 from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
@@ -135,3 +135,35 @@ def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_si
     seconds = time.perf_counter() - t0
     return {"translated": sum(manifest["counts"].values()), "translate_seconds": seconds,
             "shards": {k: len(v) for k, v in manifest["shards"].items()}}
+
+
+def run_cyclegan(cfg, log=print):
+    """The whole stage from a ``daaa_tf.config.CycleGANConfig``: trains (or resumes) into ``cfg.out_dir``, then
+    translates both training sets into ``cfg.pairs_dir``. Returns the metrics (also in out_dir/metrics.json).
+
+    With ``cfg.semantic_weight`` > 0 (beyond the paper) the frozen source network ``cfg.source_model`` (an
+    ``cfg.arch``) adds CyCADA's semantic consistency to the generators' loss."""
+    from daaa_tf.data import load_domain
+
+    runtime.set_seed(cfg.seed)
+    runtime.set_precision(cfg.precision)
+    strategy = runtime.make_strategy(cfg.strategy)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    domains = [conform_domain(load_domain(spec, "train", cfg.image_size, role=role), cfg.image_size,
+                              cfg.on_size_mismatch, f"--{role}")
+               for spec, role in ((cfg.source, "source"), (cfg.target, "target"))]
+    semantic_net = None
+    if cfg.semantic_weight:
+        from daaa_tf.models import load_classifier
+
+        semantic_net = load_classifier(cfg.source_model)
+    model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
+                                    semantic_arch=cfg.arch)
+    log(f"cyclegan: {metrics['step']} steps -> {cfg.out_dir} (samples.png, g_st.keras, g_ts.keras)")
+    metrics["translation"] = translate_domains(
+        model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,
+        fingerprint={"source": cfg.source, "target": cfg.target, "image_size": cfg.image_size})
+    write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    t = metrics["translation"]
+    log(f"pairs: {t['translated']} images translated in {t['translate_seconds']:.0f} s -> {cfg.pairs_dir}")
+    return metrics

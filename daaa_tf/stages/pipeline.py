@@ -1,47 +1,35 @@
-"""The whole method as one plan of stages (source -> CycleGAN + translation -> adaptation variants -> export).
+"""The whole method in one process: source -> CycleGAN + translation -> adaptation variants x seeds -> optional
+RevGrad -> export -> report.
 
-Each stage runs as its own process (``python -m trainers.<stage> --flagfile=<run_dir>/pipeline.flags
-<overrides>``) so that TF global state (dtype policy, strategy) never leaks between stages, and a stage whose
-artifacts are complete is skipped, so rerunning the pipeline after a crash continues where it stopped.
+``run_pipeline(values, cfg)`` builds every stage's config from one set of flag values ({flag name: value}) and
+the experiment grid (``daaa_tf.experiments``), then calls the stage functions in order. A stage whose artifacts
+are complete is skipped, so rerunning after a crash continues where it stopped. Each stage writes its settings
+to flags.txt in its directory (replay one stage with ``python -m trainers.<stage> --flagfile=.../flags.txt``).
 
 A stage that fails stops the pipeline, except an export stage that finished but found formats outside their
-parity bounds (exit status ``PARITY_FAILED_EXIT``): those formats are reported and left uninstalled, the
-pipeline goes on and writes its report, and ``failed_exports`` names them for the final status line.
+parity bounds (status ``PARITY_FAILED_EXIT``): those formats are reported and left uninstalled, the pipeline goes
+on and writes its report, pipeline.json lists them under ``export_failed`` and ``failure_line`` names them for the
+final status line (``trainers.pipeline`` then exits with ``PARITY_FAILED_EXIT``).
 """
 
 import dataclasses
 import os
-import subprocess
-import sys
 import time
+import traceback
+from collections.abc import Callable
 
-from daaa_tf import StageError, io
-from daaa_tf.serving.parity import PARITY_FAILED_EXIT, PARITY_FILE, failed_formats
-
-# Table 1 / Table 3 / Table 4 variants as flag overrides of the adaptation stage.
-VARIANTS = {
-    "S": ["--streams=s", "--beta=0"],
-    "Tf": ["--streams=tf", "--beta=0"],
-    "S+Tf": ["--streams=s,tf", "--beta=0"],
-    "S+Tf+AT": ["--streams=s,tf"],
-    "full-noAT": ["--beta=0"],
-    "full": [],
-    "EM-A": ["--sync_every=1"],
-    "EM-B": ["--threshold=0"],
-    "EM-C": ["--norestart_lr"],
-    "AT-l1": ["--attention_criterion=l1"],
-    "AT-mmd": ["--attention_criterion=mmd"],
-    "AT-jmmd": ["--attention_criterion=jmmd"],
-}
-TABLE1 = ("S", "Tf", "S+Tf", "S+Tf+AT", "full-noAT", "full")
+from daaa_tf import StageError, config, experiments, io
+from daaa_tf.serving.contract import PARITY_FILE
+from daaa_tf.serving.parity import PARITY_FAILED_EXIT, failed_formats
 
 
 @dataclasses.dataclass
 class Stage:
     name: str
-    module: str
-    done_file: str  # the stage is complete when this file exists
-    args: tuple = ()
+    run: Callable[[], object]  # raises on failure; an int return is an exit status (non-zero = failed)
+    done_file: str  # the stage is complete when this file exists (and says complete, for some)
+    config: object = None  # the stage's config; its flags go to <out_dir>/flags.txt before it runs
+    out_dir: str = ""
     parity_stage: bool = False  # an export: PARITY_FAILED_EXIT means "finished, some formats refused"
 
 
@@ -52,27 +40,40 @@ def adapt_dir(run_dir, variant, seed, first_seed=0):
     return os.path.join(run_dir, "variants", variant, f"seed{seed}")
 
 
-def plan(run_dir, variants=("full",), seeds=(0,), export=True, revgrad=False):
-    """The ordered stages for ``variants`` x ``seeds`` (source and CycleGAN shared by all of them)."""
-    for v in variants:
-        if v not in VARIANTS:
-            raise ValueError(f"--variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
-    stages = [Stage("source", "trainers.source", os.path.join(run_dir, "source", "metrics.json")),
-              Stage("cyclegan", "trainers.cyclegan", os.path.join(run_dir, "pairs", "manifest.json"))]
+def _stage(name, fn, cfg, done_file, out_dir=None, *args, parity_stage=False):
+    return Stage(name, lambda: fn(cfg, *args), done_file, cfg, out_dir or cfg.out_dir, parity_stage)
+
+
+def plan(values, variants=("full",), seeds=(0,), export=True, revgrad=False):
+    """The ordered stages for ``variants`` x ``seeds`` (source and CycleGAN shared by all of them) from flag
+    ``values``; ValueError for an unknown variant or a bad value."""
+    from daaa_tf.stages.adapt import run_adaptation
+    from daaa_tf.stages.cyclegan import run_cyclegan
+    from daaa_tf.stages.export import export_model
+    from daaa_tf.stages.revgrad import run_revgrad
+    from daaa_tf.stages.source import train_source
+
+    variants = experiments.expand(variants)
+    source = config.build(config.SourceConfig, values)
+    cyclegan = config.build(config.CycleGANConfig, values)
+    stages = [_stage("source", train_source, source, os.path.join(source.out_dir, "metrics.json")),
+              _stage("cyclegan", run_cyclegan, cyclegan, os.path.join(cyclegan.pairs_dir, "manifest.json"))]
     for seed in seeds:
         for v in variants:
-            out = adapt_dir(run_dir, v, seed, seeds[0])
-            stages.append(Stage(f"adapt {v} seed {seed}", "trainers.adapt", os.path.join(out, "metrics.json"),
-                                (f"--adapt_dir={out}", f"--seed={seed}", *VARIANTS[v])))
+            cfg = config.build(config.AdaptConfig, values, **experiments.VARIANTS[v], seed=seed,
+                               out_dir=adapt_dir(source.run_dir, v, seed, seeds[0]))
+            stages.append(_stage(f"adapt {v} seed {seed}", run_adaptation, cfg,
+                                 os.path.join(cfg.out_dir, "metrics.json")))
         if revgrad:
-            out = os.path.join(run_dir, "variants", "RevGrad", f"seed{seed}")
-            stages.append(Stage(f"revgrad seed {seed}", "trainers.revgrad", os.path.join(out, "metrics.json"),
-                                (f"--adapt_dir={out}", f"--seed={seed}")))
+            cfg = config.build(config.RevGradConfig, values, seed=seed)
+            stages.append(_stage(f"revgrad seed {seed}", run_revgrad, cfg, os.path.join(cfg.out_dir, "metrics.json")))
     if export:
-        stages.append(Stage("export saved_model", "export.saved_model",
-                            os.path.join(run_dir, "export", "saved_model", "saved_model.pb"), parity_stage=True))
-        stages.append(Stage("export tflite", "export.tflite", os.path.join(run_dir, "export", PARITY_FILE),
-                            parity_stage=True))
+        cfg = config.build(config.ExportConfig, values)
+        stages.append(_stage("export saved_model", export_model, cfg,
+                             os.path.join(cfg.export_dir, "saved_model", "saved_model.pb"), cfg.export_dir,
+                             ["saved_model"], parity_stage=True))
+        stages.append(_stage("export tflite", export_model, cfg, os.path.join(cfg.export_dir, PARITY_FILE),
+                             cfg.export_dir, list(cfg.tflite_formats), parity_stage=True))
     return stages
 
 
@@ -84,7 +85,31 @@ def is_complete(stage):
     return True
 
 
-def run(stages, flagfile, log=print):
+def _run_one(stage):
+    """Runs one stage in this process; any failure becomes a one-line StageError (traceback in error.txt).
+    Returns the stage's status: None or 0, or PARITY_FAILED_EXIT from an export stage (reported, not fatal)."""
+    if stage.config is not None and stage.out_dir:
+        os.makedirs(stage.out_dir, exist_ok=True)
+        with open(os.path.join(stage.out_dir, "flags.txt"), "w") as fh:
+            fh.write("\n".join(config.flag_lines(stage.config)) + "\n")
+    try:
+        status = stage.run()
+    except Exception as e:  # noqa: BLE001  (reported as one line; the traceback is kept in a file)
+        where = stage.out_dir or os.getcwd()
+        os.makedirs(where, exist_ok=True)
+        with open(os.path.join(where, "error.txt"), "w") as fh:
+            fh.write(traceback.format_exc())
+        raise StageError(f"stage {stage.name!r} failed: {type(e).__name__}: {' '.join(str(e).split())} (traceback "
+                         f"in {os.path.join(where, 'error.txt')}); fix the cause and rerun the pipeline: completed "
+                         "stages are skipped") from None
+    if isinstance(status, int) and status == PARITY_FAILED_EXIT and stage.parity_stage:
+        return status
+    if isinstance(status, int) and status:
+        raise StageError(f"stage {stage.name!r} failed (status {status}, see above); fix the cause and rerun the "
+                         "pipeline: completed stages are skipped")
+
+
+def run(stages, log=print):
     """Runs the incomplete stages in order; returns {stage name: seconds} (0 for skipped ones)."""
     todo = [s for s in stages if not is_complete(s)]
     times, start = {}, time.time()
@@ -93,33 +118,62 @@ def run(stages, flagfile, log=print):
             log(f"[{i}/{len(stages)}] {stage.name}: complete, skipped ({stage.done_file})")
             times[stage.name] = 0.0
             continue
-        done = [t for n, t in times.items() if t > 0]
+        done = [t for t in times.values() if t > 0]
         eta = ""
         if done:
             remaining = sum(1 for s in todo if s.name not in times)
             eta = f", about {sum(done) / len(done) * remaining / 60:.0f} min left at this pace"
-        log(f"[{i}/{len(stages)}] {stage.name}: running python -m {stage.module} "
-            f"({(time.time() - start) / 60:.1f} min elapsed{eta})")
+        log(f"[{i}/{len(stages)}] {stage.name}: running ({(time.time() - start) / 60:.1f} min elapsed{eta})")
         t0 = time.time()
-        cmd = [sys.executable, "-m", stage.module, f"--flagfile={flagfile}", *stage.args]
-        result = subprocess.run(cmd)
-        if result.returncode == PARITY_FAILED_EXIT and stage.parity_stage:
+        if _run_one(stage) == PARITY_FAILED_EXIT:
             log(f"[{i}/{len(stages)}] {stage.name}: formats outside their parity bounds were not installed; "
                 "going on (the report is still written)")
-        elif result.returncode:
-            raise StageError(f"stage {stage.name!r} failed (exit {result.returncode}): {' '.join(cmd)}; "
-                               "fix the cause and rerun the pipeline: completed stages are skipped")
         times[stage.name] = time.time() - t0
+        _reset_keras()
     return times
 
 
-def failed_exports(run_dir):
-    """Formats that ``<run_dir>/export/parity.json`` records outside their bounds (not installed)."""
-    return failed_formats(io.read_json(os.path.join(run_dir, "export", PARITY_FILE), {}))
+def failed_exports(run_dir, export_dir=None):
+    """Formats that ``<export_dir>/parity.json`` (default <run_dir>/export) records outside their bounds (not
+    installed)."""
+    export_dir = export_dir or os.path.join(run_dir, "export")
+    return failed_formats(io.read_json(os.path.join(export_dir, PARITY_FILE), {}))
 
 
-def failure_line(run_dir, failed):
+def failure_line(run_dir, failed, export_dir=None):
     """The pipeline's last line when exports failed their parity bounds."""
-    table = os.path.join(run_dir, "export", PARITY_FILE)
+    table = os.path.join(export_dir or os.path.join(run_dir, "export"), PARITY_FILE)
     return (f"error: export {', '.join(failed)} outside the parity bounds, not installed (see {table}); "
             "the rest of the run and its report are complete")
+
+
+def _reset_keras():
+    """Frees the finished stage's models and restores the float32 dtype policy, as a fresh process has it (each
+    stage sets its own seed and policy; ``daaa_tf.runtime`` keeps one MirroredStrategy per process)."""
+    import keras
+
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def run_pipeline(values, cfg, log=print):
+    """The whole method for a ``daaa_tf.config.PipelineConfig`` and the stages' flag ``values``: writes
+    <run_dir>/pipeline.flags (every setting, replayable), runs the stages, <run_dir>/pipeline.json and the report.
+    Returns the path of results.md; formats an export left outside their parity bounds are listed under
+    ``export_failed`` in pipeline.json (see ``failure_line``)."""
+    from daaa_tf.report.tables import make_report
+
+    values = {**values, "run_dir": cfg.run_dir}
+    stages = plan(values, cfg.variants, tuple(range(cfg.seed, cfg.seed + cfg.seeds)), cfg.export, cfg.revgrad)
+    os.makedirs(cfg.run_dir, exist_ok=True)
+    configs = [stages[0].config, stages[1].config, config.build(config.AdaptConfig, values), cfg]
+    configs += [s.config for s in stages if s.name.startswith(("revgrad", "export"))]
+    lines = dict.fromkeys(line for c in configs for line in config.flag_lines(c))
+    with open(os.path.join(cfg.run_dir, "pipeline.flags"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    times = run(stages, log)
+    exports = [s.config for s in stages if s.parity_stage]
+    failed = failed_exports(cfg.run_dir, exports[0].export_dir) if exports else []
+    io.write_json(os.path.join(cfg.run_dir, "pipeline.json"), {"stage_seconds": times, "export_failed": failed})
+    make_report(cfg.run_dir)
+    return os.path.join(cfg.run_dir, "results.md")

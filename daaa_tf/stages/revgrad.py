@@ -13,9 +13,10 @@ import time
 import keras
 
 from daaa_tf import io, runtime
+from daaa_tf.config import RevGradConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batch_counts, revgrad_dataset
-from daaa_tf.method.revgrad import DEFAULT_HIDDEN, RevGradConfig, build_revgrad
+from daaa_tf.method.revgrad import DEFAULT_HIDDEN, build_revgrad
 from daaa_tf.models import load_classifier, model_spec
 from daaa_tf.stages.callbacks import Backup, NaNGuard, StepScalars
 

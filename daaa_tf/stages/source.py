@@ -1,6 +1,5 @@
 """Stage 1: train the source network on the labelled source domain (the paper's "source only" row)."""
 
-import dataclasses
 import math
 import os
 import time
@@ -8,30 +7,12 @@ import time
 import keras
 
 from daaa_tf import StageError, io, runtime
+from daaa_tf.config import SourceConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batched
 from daaa_tf.method.schedules import make_optimizer
 from daaa_tf.models import build_classifier
 from daaa_tf.stages.callbacks import Backup
-
-
-@dataclasses.dataclass
-class SourceConfig:
-    out_dir: str
-    source: str = "demo"
-    target: str = "demo"
-    arch: str = "digit_cnn"
-    image_size: int = 32
-    weights: str = "none"
-    attention_layers: str = "all_conv"
-    epochs: int = 8
-    batch_size: int = 64
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    seed: int = 0
-    strategy: str = "auto"
-    precision: str = "float32"
-    eval_batch_size: int = 256
 
 
 def train_source(cfg: SourceConfig):
