@@ -72,13 +72,12 @@ class EMTrace(keras.callbacks.Callback):
 
 def main(argv):
     del argv
+    from daaa_tf.config import AdaptConfig
     from daaa_tf.stages.adapt import run_adaptation
     from trainers import flags as f
-    from trainers.adapt import adapt_config
 
-    cfg = adapt_config()
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    f.save_flags(cfg.out_dir)
+    cfg = f.from_flags(AdaptConfig)
+    f.save_flags(cfg.out_dir, cfg)
     trace = EMTrace(cfg.pairs_dir, cfg.sync_every, cfg.threshold, cfg.arch, FLAGS.trace_size,
                     os.path.join(cfg.out_dir, "em_trace.jsonl"))
     m = run_adaptation(cfg, extra_callbacks=[trace])
@@ -88,9 +87,10 @@ def main(argv):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from daaa_tf.config import AdaptConfig
     from trainers import flags as f
 
-    f.define_all()
+    f.define_flags(AdaptConfig)  # the adaptation stage's flags, as trainers.adapt defines them
     flags.DEFINE_integer("trace_size", 10000, "Target training images M_post is scored on after each sync.",
                          lower_bound=1)
     f.run_main(main)

@@ -60,11 +60,11 @@ def test_run_skips_completed_stages_and_reports_a_failed_one(tmp_path, capsys):
 
 
 def test_run_pipeline_calls_the_stage_functions_in_process(tmp_path, monkeypatch):
-    import daaa_tf.method.revgrad
     import daaa_tf.report.tables
     import daaa_tf.stages.adapt
     import daaa_tf.stages.cyclegan
     import daaa_tf.stages.export
+    import daaa_tf.stages.revgrad
     import daaa_tf.stages.source
     from daaa_tf import config
 
@@ -82,7 +82,7 @@ def test_run_pipeline_calls_the_stage_functions_in_process(tmp_path, monkeypatch
     monkeypatch.setattr(daaa_tf.stages.source, "train_source", fake("source"))
     monkeypatch.setattr(daaa_tf.stages.cyclegan, "run_cyclegan", fake("cyclegan", "manifest.json"))
     monkeypatch.setattr(daaa_tf.stages.adapt, "run_adaptation", fake("adapt"))
-    monkeypatch.setattr(daaa_tf.method.revgrad, "run_revgrad", fake("revgrad"))
+    monkeypatch.setattr(daaa_tf.stages.revgrad, "run_revgrad", fake("revgrad"))
     monkeypatch.setattr(daaa_tf.stages.export, "export_model", fake("export", "parity.json"))
     monkeypatch.setattr(daaa_tf.report.tables, "make_report",
                         lambda run_dir: open(os.path.join(run_dir, "results.md"), "w").write("report"))

@@ -1,6 +1,5 @@
 """The report: tables read from metrics.json (mean ± std over seeds), partial runs, plots, paper numbers."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -138,8 +137,6 @@ def test_office_task_and_paper_numbers():
     assert report.paper_value("MNIST→MNIST-M", "S+Tf+AT") == "85.7" and report.paper_value(None, "full") == "—"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("trainers.cyclegan_flags") is None,
-                    reason="trainers.flags.define_all() needs trainers.cyclegan_flags (not in this tree yet)")
 def test_entry_point_positional_run_dir(run_dir):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3")
     # no model.keras files needed for the tables: remove the attention inputs so it never loads data
