@@ -53,3 +53,31 @@ def test_semantic_term_value_and_weight_enter_the_generator_loss():
 def test_semantic_weight_needs_the_source_network():
     with pytest.raises(ValueError, match="--source_model"):
         cg.build_cyclegan(cg.CycleGANConfig(**TINY, semantic_weight=1.0))
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.5])
+def test_the_stage_loads_the_source_network_only_when_the_term_is_on(tmp_path, monkeypatch, weight):
+    import daaa_tf.data
+    import daaa_tf.models
+    from daaa_tf import config
+
+    loaded, trained = [], {}
+    monkeypatch.setattr(daaa_tf.data, "load_domain", lambda spec, split, size, role: role)
+    monkeypatch.setattr(stage, "conform_domain", lambda domain, *args: domain)
+    monkeypatch.setattr(daaa_tf.models, "load_classifier", lambda path: loaded.append(path) or "f_S")
+
+    def fake_train(cfg, source, target, out_dir, strategy, **kwargs):
+        trained.update(kwargs, domains=(source, target))
+        return None, {"step": 0}
+
+    monkeypatch.setattr(stage, "train_cyclegan", fake_train)
+    monkeypatch.setattr(stage, "translate_domains", lambda *a, **k: {"translated": 0, "translate_seconds": 0.0})
+    cfg = config.build(config.CycleGANConfig, {"run_dir": str(tmp_path), "semantic_weight": weight,
+                                              "arch": "digit_cnn", "precision": "float32"})
+    stage.run_cyclegan(cfg, log=lambda msg: None)
+    assert trained["domains"] == ("source", "target")
+    if weight:
+        assert loaded == [str(tmp_path / "source" / "model.keras")]  # --source_model's default
+        assert trained["semantic_net"] == "f_S" and trained["semantic_arch"] == "digit_cnn"
+    else:
+        assert loaded == [] and trained["semantic_net"] is None
