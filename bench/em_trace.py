@@ -28,7 +28,11 @@ FLAGS = flags.FLAGS
 
 
 class EMTrace(keras.callbacks.Callback):
-    """After each sync (step % N == 0): kept fraction, pseudo-label accuracy of the kept, M_post accuracy."""
+    """After each sync (step % N == 0): kept fraction, pseudo-label accuracy of the kept, M_post accuracy.
+
+    ``PosteriorSync`` copies at the start of the update after step t (or at the epoch end when t ends an
+    epoch), so this callback, listed after it, looks at the start of each update and at each epoch end.
+    """
 
     def __init__(self, pairs_dir, sync_every, threshold, arch, size, out_path):
         super().__init__()
@@ -42,16 +46,21 @@ class EMTrace(keras.callbacks.Callback):
         if (self.labels < 0).any():
             raise ValueError(f"{pairs_dir}: the target pairs carry no labels; em_trace needs a labelled target")
         self.sync_every, self.threshold, self.arch, self.out_path = sync_every, threshold, arch, out_path
+        self.traced = 0
 
     def _emit(self, record):
         print(json.dumps(record), flush=True)
         with open(self.out_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
+        self._maybe_trace()
+
+    def _maybe_trace(self):
         step = int(self.model.optimizer.iterations.numpy())
-        if step % self.sync_every:
+        if step % self.sync_every or step <= self.traced:
             return
+        self.traced = step
         probs = []
         for i in range(0, len(self.images), 1024):
             x = preprocess(self.images[i:i + 1024], self.arch)
@@ -64,6 +73,7 @@ class EMTrace(keras.callbacks.Callback):
                     "lr_after_sync": float(self.model.current_learning_rate())})
 
     def on_epoch_end(self, epoch, logs=None):
+        self._maybe_trace()
         self._emit({"measure": "epoch", "epoch": epoch + 1, "step": int(self.model.optimizer.iterations.numpy()),
                     "target_test_accuracy": float(logs.get("val_accuracy", float("nan"))),
                     "kept": float(logs.get("kept", float("nan"))), "em": float(logs.get("em", float("nan"))),
