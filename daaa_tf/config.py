@@ -263,8 +263,8 @@ class PipelineConfig(_Stage):
     """trainers.pipeline: which adaptation variants, seeds and extra stages to run (see daaa_tf.experiments)."""
     run_dir: str = shared("run_dir")
     variants: tuple = setting(("full",), "Adaptation variants to run (see daaa_tf.experiments.VARIANTS); "
-                              "'table1', 'table3', 'table4' = all rows of that table; 'beyond' = the opt-in additions.", item=str,
-                              check=_variants)
+                              "'table1', 'table3', 'table4' = all rows of that table; 'beyond' = the opt-in "
+                              "additions.", item=str, check=_variants)
     seed: int = shared("seed")
     seeds: int = setting(1, "Number of adaptation seeds per variant (seed, seed+1, ...).", lower=1)
     revgrad: bool = setting(False, "Also run the RevGrad/DANN baseline.")
