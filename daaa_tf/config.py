@@ -56,6 +56,7 @@ class SourceConfig(_Stage):
     batch_size: int = setting(64, "Source-network batch size.", flag="source_batch_size", lower=1)
     optimizer: str = setting("adam", "Source-network optimizer.", flag="source_optimizer", choices=["adam", "sgd"])
     lr: float = setting(1e-3, "Source-network learning rate.", flag="source_lr", lower=0.0)
+    overwrite: bool = shared("overwrite")
     seed: int = shared("seed")
     strategy: str = shared("strategy")
     precision: str = shared("precision")
@@ -108,6 +109,7 @@ class CycleGANConfig(_Stage):
     on_size_mismatch: str = setting("resize", "Source/target images that are not image_size x image_size x 3: "
                                     "resize (and convert to RGB) them, or stop with an error.",
                                     choices=["resize", "error"])
+    overwrite: bool = shared("overwrite")
     seed: int = shared("seed")
     strategy: str = shared("strategy")
 
@@ -147,6 +149,7 @@ class AdaptConfig(_Stage):
     head_lr_mult: float = shared("head_lr_mult")
     epochs: int = shared("epochs")
     steps_per_epoch: int = shared("steps_per_epoch")
+    overwrite: bool = shared("overwrite")
     seed: int = shared("seed")
     strategy: str = shared("strategy")
     precision: str = shared("precision")
@@ -188,6 +191,7 @@ class RevGradConfig(_Stage):
                            lower=0.0)
     domain_weight: float = setting(1.0, "Weight of the domain-classifier loss (the reversal still scales the "
                                    "feature gradient by lambda_p).", flag="revgrad_weight", lower=0.0)
+    overwrite: bool = shared("overwrite")
     seed: int = shared("seed")
     strategy: str = shared("strategy")
     precision: str = shared("precision")
@@ -206,7 +210,7 @@ class ExportConfig(_Stage):
     arch: str = shared("arch")
     image_size: int = shared("image_size")
     seed: int = shared("seed")
-    overwrite: bool = setting(False, "Replace existing exported models instead of refusing.")
+    overwrite: bool = shared("overwrite")
     tflite_formats: tuple = setting(("float", "dynamic", "int8"), "export.tflite: variants to write: float "
                                     "(float32), dynamic (dynamic-range int8 weights), int8 (full integer).",
                                     item=str, check=_tflite_formats)

@@ -104,6 +104,9 @@ SHARED = {
                   "(default: <run_dir>/adapt/model.keras if it exists, else <run_dir>/source/model.keras). "
                   "export.predict: a SavedModel directory or a .tflite file (default: "
                   "<run_dir>/export/saved_model)."),
+    "overwrite": dict(default=False, help="Training stages: start a stage whose directory holds a run with other "
+                      "settings or inputs afresh (the old directory is moved to <dir>.old-<timestamp>) instead of "
+                      "refusing. Export: replace existing exported models instead of refusing."),
     "export_dir": dict(default="", path="file", run_path="export", help="Where exports go (default: "
                        "<run_dir>/export)."),
 }

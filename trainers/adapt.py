@@ -9,7 +9,6 @@ def main(argv):
     from daaa_tf.stages.adapt import run_adaptation
 
     cfg = f.from_flags(AdaptConfig)
-    f.save_flags(cfg.out_dir, cfg)
     m = run_adaptation(cfg)
     print(f"adapted: target test accuracy {m['target_test_accuracy']:.4f} after {m['steps']} steps "
           f"-> {cfg.out_dir}/model.keras")

@@ -15,7 +15,6 @@ def main(argv):
     from daaa_tf.stages.cyclegan import run_cyclegan
 
     cfg = f.from_flags(CycleGANConfig)
-    f.save_flags(cfg.out_dir, cfg)
     run_cyclegan(cfg)
 
 

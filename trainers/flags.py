@@ -73,7 +73,9 @@ def from_flags(cls, **overrides):
 def save_flags(directory, *configs):
     """Writes the project flags of ``configs`` (paths absolute) to ``directory``/flags.txt; replay with
     --flagfile."""
-    lines = list(dict.fromkeys(line for cfg in configs for line in config.flag_lines(cfg)))
+    from daaa_tf.stages.fingerprint import flag_lines  # without --overwrite
+
+    lines = list(dict.fromkeys(line for cfg in configs for line in flag_lines(cfg)))
     path = os.path.join(directory, "flags.txt")
     os.makedirs(directory, exist_ok=True)
     with open(path + ".tmp", "w") as fh:

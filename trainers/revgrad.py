@@ -14,7 +14,6 @@ def main(argv):
     from daaa_tf.stages.revgrad import run_revgrad
 
     cfg = f.from_flags(RevGradConfig)
-    f.save_flags(cfg.out_dir, cfg)
     m = run_revgrad(cfg)
     print(f"RevGrad: target test accuracy {m['target_test_accuracy']:.4f} (source test "
           f"{m['source_test_accuracy']:.4f}) after {m['steps']} steps -> {cfg.out_dir}/model.keras")

@@ -9,7 +9,6 @@ def main(argv):
     from daaa_tf.stages.source import train_source
 
     cfg = f.from_flags(SourceConfig)
-    f.save_flags(cfg.out_dir, cfg)
     m = train_source(cfg)
     print(f"source only: source test accuracy {m['source_test_accuracy']:.4f}, "
           f"target test accuracy {m['target_test_accuracy']:.4f}  ->  {cfg.out_dir}/model.keras")

@@ -16,6 +16,7 @@ from daaa_tf.data.pairs import read_manifest
 from daaa_tf.method.daaa import build_daaa
 from daaa_tf.method.posterior import PosteriorSync
 from daaa_tf.models import load_classifier, model_spec
+from daaa_tf.stages import fingerprint
 from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScalars
 
 
@@ -40,8 +41,8 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     strategy = runtime.make_strategy(cfg.strategy)
     source_net = load_classifier(cfg.source_model)
     manifest = _check_inputs(cfg, source_net)
+    fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings or inputs: refused (or moved aside)
     model, counts = build_daaa(cfg, source_net, strategy)
-    os.makedirs(cfg.out_dir, exist_ok=True)
     backup = Backup(os.path.join(cfg.out_dir, "backup"), {
         "target": model.target, "posterior": model.posterior, "optimizer": model.optimizer,
         "lr_offset": model.schedule.offset, "threshold": model.threshold, "em_active": model.em_active})

@@ -6,6 +6,8 @@ shards (``daaa_tf.data.pairs``). The model itself is ``daaa_tf.method.cyclegan.C
 its input pipelines are in ``daaa_tf.data.pipelines``.
 """
 
+import hashlib
+import json
 import os
 import time
 
@@ -18,6 +20,7 @@ from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
 from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
+from daaa_tf.stages import fingerprint as run_fingerprint
 
 # ------------------------------------------------------------------------------------- samples / training
 
@@ -148,7 +151,6 @@ def run_cyclegan(cfg, log=print):
     runtime.set_seed(cfg.seed)
     runtime.set_precision(cfg.precision)
     strategy = runtime.make_strategy(cfg.strategy)
-    os.makedirs(cfg.out_dir, exist_ok=True)
     domains = [conform_domain(load_domain(spec, "train", cfg.image_size, role=role), cfg.image_size,
                               cfg.on_size_mismatch, f"--{role}")
                for spec, role in ((cfg.source, "source"), (cfg.target, "target"))]
@@ -157,12 +159,14 @@ def run_cyclegan(cfg, log=print):
         from daaa_tf.models import load_classifier
 
         semantic_net = load_classifier(cfg.source_model)
+    fp, _ = run_fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings: refused (or moved aside)
     model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
                                     semantic_arch=cfg.arch)
     log(f"cyclegan: {metrics['step']} steps -> {cfg.out_dir} (samples.png, g_st.keras, g_ts.keras)")
     metrics["translation"] = translate_domains(
         model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,
-        fingerprint={"source": cfg.source, "target": cfg.target, "image_size": cfg.image_size})
+        fingerprint={"source": cfg.source, "target": cfg.target, "image_size": cfg.image_size,
+                     "run": hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]})
     write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
     t = metrics["translation"]
     log(f"pairs: {t['translated']} images translated in {t['translate_seconds']:.0f} s -> {cfg.pairs_dir}")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from daaa_tf import StageError, config, experiments, io
 from daaa_tf.serving.contract import PARITY_FILE
 from daaa_tf.serving.parity import PARITY_FAILED_EXIT, failed_formats
+from daaa_tf.stages import fingerprint as fingerprints
 
 
 @dataclasses.dataclass
@@ -31,6 +32,10 @@ class Stage:
     config: object = None  # the stage's config; its flags go to <out_dir>/flags.txt before it runs
     out_dir: str = ""
     parity_stage: bool = False  # an export: PARITY_FAILED_EXIT means "finished, some formats refused"
+    # the fingerprint the stage would record now (daaa_tf.stages.fingerprint), computed when the stage comes up
+    # (after its upstream stages ran); None: the stage has none (export)
+    fingerprint: Callable[[], dict] | None = None
+    overwrite: bool = False
 
 
 def adapt_dir(run_dir, variant, seed, first_seed=0):
@@ -41,7 +46,9 @@ def adapt_dir(run_dir, variant, seed, first_seed=0):
 
 
 def _stage(name, fn, cfg, done_file, out_dir=None, *args, parity_stage=False):
-    return Stage(name, lambda: fn(cfg, *args), done_file, cfg, out_dir or cfg.out_dir, parity_stage)
+    fp = None if parity_stage else (lambda: fingerprints.fingerprint(cfg))
+    return Stage(name, lambda: fn(cfg, *args), done_file, cfg, out_dir or cfg.out_dir, parity_stage, fp,
+                 bool(getattr(cfg, "overwrite", False)))
 
 
 def plan(values, variants=("full",), seeds=(0,), export=True, revgrad=False):
@@ -77,6 +84,18 @@ def plan(values, variants=("full",), seeds=(0,), export=True, revgrad=False):
     return stages
 
 
+def up_to_date(stage):
+    """Whether the stage's recorded fingerprint equals the one it would record now (True when it has none, or
+    none is recorded: a run from before fingerprints). A different one raises the stage's one-line StageError,
+    unless --overwrite (then the old run is moved aside and False: the stage starts afresh)."""
+    if stage.fingerprint is None or not stage.out_dir:
+        return True
+    if fingerprints.check(stage.out_dir, stage.fingerprint(), stage.overwrite) == "overwrite":
+        fingerprints.move_aside(stage.out_dir)
+        return False
+    return True
+
+
 def is_complete(stage):
     if not os.path.exists(stage.done_file):
         return False
@@ -91,7 +110,7 @@ def _run_one(stage):
     if stage.config is not None and stage.out_dir:
         os.makedirs(stage.out_dir, exist_ok=True)
         with open(os.path.join(stage.out_dir, "flags.txt"), "w") as fh:
-            fh.write("\n".join(config.flag_lines(stage.config)) + "\n")
+            fh.write("\n".join(fingerprints.flag_lines(stage.config)) + "\n")
     try:
         status = stage.run()
     except Exception as e:  # noqa: BLE001  (reported as one line; the traceback is kept in a file)
@@ -110,11 +129,13 @@ def _run_one(stage):
 
 
 def run(stages, log=print):
-    """Runs the incomplete stages in order; returns {stage name: seconds} (0 for skipped ones)."""
-    todo = [s for s in stages if not is_complete(s)]
+    """Runs the stages in order, skipping a complete one whose fingerprint is unchanged (checked when the stage
+    comes up, so a rerun upstream stage invalidates what depends on it); a changed one stops the pipeline with one
+    line (StageError) unless --overwrite. Returns {stage name: seconds} (0 for skipped ones)."""
+    todo = [s for s in stages if not is_complete(s)]  # for the time estimate only
     times, start = {}, time.time()
     for i, stage in enumerate(stages, 1):
-        if stage not in todo:
+        if up_to_date(stage) and is_complete(stage):
             log(f"[{i}/{len(stages)}] {stage.name}: complete, skipped ({stage.done_file})")
             times[stage.name] = 0.0
             continue
@@ -168,7 +189,7 @@ def run_pipeline(values, cfg, log=print):
     os.makedirs(cfg.run_dir, exist_ok=True)
     configs = [stages[0].config, stages[1].config, config.build(config.AdaptConfig, values), cfg]
     configs += [s.config for s in stages if s.name.startswith(("revgrad", "export"))]
-    lines = dict.fromkeys(line for c in configs for line in config.flag_lines(c))
+    lines = dict.fromkeys(line for c in configs for line in fingerprints.flag_lines(c))  # no --overwrite
     with open(os.path.join(cfg.run_dir, "pipeline.flags"), "w") as fh:
         fh.write("\n".join(lines) + "\n")
     times = run(stages, log)

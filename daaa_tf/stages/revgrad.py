@@ -18,6 +18,7 @@ from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batch_counts, revgrad_dataset
 from daaa_tf.method.revgrad import DEFAULT_HIDDEN, build_revgrad
 from daaa_tf.models import load_classifier, model_spec
+from daaa_tf.stages import fingerprint
 from daaa_tf.stages.callbacks import Backup, NaNGuard, StepScalars
 
 __all__ = ["RevGradConfig", "run_revgrad"]
@@ -46,9 +47,9 @@ def run_revgrad(cfg: RevGradConfig):
     tgt_train = load_domain(cfg.target, "train", cfg.image_size, role="target")
     tgt_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
     _check_domains(cfg, source_net, src_train, tgt_train, tgt_test)
+    fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings or inputs: refused (or moved aside)
     counts = batch_counts(cfg.batch_size, strategy.num_replicas_in_sync)
     model = build_revgrad(cfg, source_net, strategy)
-    os.makedirs(cfg.out_dir, exist_ok=True)
     backup = Backup(os.path.join(cfg.out_dir, "backup"),
                     {"net": model.net, "domain": model.domain_head, "optimizer": model.optimizer})
     initial_epoch = backup.restore()

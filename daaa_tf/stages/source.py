@@ -12,21 +12,36 @@ from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batched
 from daaa_tf.method.schedules import make_optimizer
 from daaa_tf.models import build_classifier
+from daaa_tf.stages import fingerprint
 from daaa_tf.stages.callbacks import Backup
 
 
 def train_source(cfg: SourceConfig):
-    """Trains, evaluates on the source test and target test splits, writes model.keras and metrics.json."""
+    """Trains, evaluates on the source test and target test splits, writes model.keras and metrics.json.
+
+    A run directory holding a run with other settings is refused (``fingerprint.claim``; --overwrite moves it
+    aside); a complete run with the same settings is returned as it is (its metrics.json untouched)."""
     runtime.set_seed(cfg.seed)
     runtime.set_precision(cfg.precision)
     strategy = runtime.make_strategy(cfg.strategy)
-    os.makedirs(cfg.out_dir, exist_ok=True)
     src_train = load_domain(cfg.source, "train", cfg.image_size, role="source")
     src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
     tgt_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
     if src_train.num_classes != tgt_test.num_classes:
         raise ValueError(f"--source {cfg.source} has {src_train.num_classes} classes but --target "
                          f"{cfg.target} has {tgt_test.num_classes}")
+    if src_train.num_examples < cfg.batch_size:  # drop_remainder: not a single step per epoch
+        raise ValueError(f"--source_batch_size={cfg.batch_size} is larger than the source training set "
+                         f"({cfg.source}: {src_train.num_examples} examples), so no step would be trained; "
+                         f"use --source_batch_size <= {src_train.num_examples}")
+    _, state = fingerprint.claim(cfg.out_dir, cfg)
+    metrics_path = os.path.join(cfg.out_dir, "metrics.json")
+    previous = io.read_json(metrics_path) if state == "same" else None
+    if previous and previous.get("epochs") == cfg.epochs and os.path.exists(os.path.join(cfg.out_dir,
+                                                                                         "model.keras")):
+        print(f"the source stage in {cfg.out_dir} is complete with these settings; kept as it is "
+              "(--overwrite does not redo a run with the same settings: use another --run_dir)")
+        return previous
     with strategy.scope():
         model = build_classifier(cfg.arch, src_train.num_classes, cfg.image_size, cfg.weights,
                                  cfg.attention_layers)
@@ -59,6 +74,6 @@ def train_source(cfg: SourceConfig):
         model.save(tmp)
     metrics = {**results, "epochs": cfg.epochs, "train_seconds": time.time() - start,
                "num_classes": src_train.num_classes, "arch": cfg.arch, "source": src_train.name,
-               "target": tgt_test.name, "history": history.history}
+               "target": tgt_test.name, "history": backup.history or history.history}
     io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
     return metrics

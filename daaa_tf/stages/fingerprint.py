@@ -1,0 +1,148 @@
+"""Run fingerprints (docs/design.md, "Fingerprints"): what determines a stage's result, recorded in
+``<stage dir>/fingerprint.json``, so that a rerun with other settings or other inputs is refused instead of
+silently resuming the old run.
+
+``fingerprint(cfg, inputs)`` is {"stage", "settings": {flag: value}, "inputs": {name: identity}}: the stage's
+flags except those in ``NOT_RESULT`` (they change where things go or how they are logged, not the result), and
+the identity of what it reads (sha256 of an upstream artifact; a data spec is a flag and so a setting).
+``check(stage_dir, fp, overwrite)`` compares with the recorded one (a StageError naming the differing flags, or
+"new" / "same" / "overwrite"); ``claim`` also moves a differing old run aside (with ``overwrite``) and records
+``fp`` and flags.txt.
+"""
+
+import json
+import os
+import time
+
+from daaa_tf import StageError, config, io
+
+FILE = "fingerprint.json"
+
+# Flags that do not determine a stage's result: output/input paths (the inputs are identified by checksum
+# instead), logging and evaluation-only settings, and --overwrite itself. One list for every stage.
+NOT_RESULT = {
+    "*": {"run_dir", "adapt_dir", "pairs_dir", "source_model", "overwrite", "eval_batch_size", "log_every",
+          "profile_steps"},
+    "cyclegan": {"cyclegan_steps_per_epoch", "translate_batch_size", "shard_size"},
+}
+# Settings a rerun may raise and still resume: the source net's LR is constant, so epoch k of a longer run is
+# epoch k of the shorter one.
+EXTENDABLE = {"source": {"source_epochs"}}
+
+STAGE_NAMES = {"SourceConfig": "source", "CycleGANConfig": "cyclegan", "AdaptConfig": "adapt",
+               "RevGradConfig": "revgrad"}
+
+
+def stage_name(cfg):
+    return STAGE_NAMES.get(type(cfg).__name__, type(cfg).__name__)
+
+
+def _plain(value):
+    return json.loads(json.dumps(value, default=list))
+
+
+def settings(cfg):
+    """{flag: value} of the flags of ``cfg`` that determine the stage's result."""
+    skip = NOT_RESULT["*"] | NOT_RESULT.get(stage_name(cfg), set())
+    return {name: _plain(getattr(cfg, f.name)) for name, f in config.flag_fields(type(cfg)) if name not in skip}
+
+
+def file_identity(path):
+    """sha256 of a file, or "missing"."""
+    return f"sha256:{io.sha256_file(path)}" if path and os.path.isfile(path) else "missing"
+
+
+def stage_inputs(cfg):
+    """{input name: identity} of the upstream artifacts a stage reads."""
+    name = stage_name(cfg)
+    if name == "adapt":
+        return {"source_model": file_identity(cfg.source_model),
+                "pairs_manifest": file_identity(os.path.join(cfg.pairs_dir, "manifest.json"))}
+    if name == "revgrad" or (name == "cyclegan" and cfg.semantic_weight):
+        return {"source_model": file_identity(cfg.source_model)}
+    return {}
+
+
+def fingerprint(cfg, inputs=None):
+    """The fingerprint of a stage config and its inputs (default: ``stage_inputs(cfg)``)."""
+    return {"stage": stage_name(cfg), "settings": settings(cfg),
+            "inputs": _plain(stage_inputs(cfg) if inputs is None else inputs)}
+
+
+def _shown(v):
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def differences(old, new):
+    """Human-readable differences ('--beta: 1.0 -> 0.0', 'input source_model changed'), [] when none; a raised
+    extendable setting is no difference."""
+    out = []
+    grow = EXTENDABLE.get(new.get("stage"), set())
+    o, n = old.get("settings", {}), new.get("settings", {})
+    for k in sorted(set(o) | set(n)):
+        if o.get(k) == n.get(k):
+            continue
+        if k in grow and isinstance(o.get(k), int) and isinstance(n.get(k), int) and n[k] > o[k]:
+            continue
+        out.append(f"--{k}: {_shown(o[k]) if k in o else '(unset)'} -> {_shown(n[k]) if k in n else '(unset)'}")
+    oi, ni = old.get("inputs", {}), new.get("inputs", {})
+    out += [f"input {k} changed ({str(oi.get(k))[:15]} -> {str(ni.get(k))[:15]})"
+            for k in sorted(set(oi) | set(ni)) if oi.get(k) != ni.get(k)]
+    return out
+
+
+def recorded(stage_dir):
+    return io.read_json(os.path.join(stage_dir, FILE))
+
+
+def check(stage_dir, fp, overwrite=False):
+    """Compares ``fp`` with the fingerprint recorded in ``stage_dir``: "new" (none recorded), "same", or
+    "overwrite" (differs, and ``overwrite``); raises StageError (one line naming what differs) otherwise."""
+    old = recorded(stage_dir)
+    if old is None:
+        return "new"
+    diff = differences(old, fp)
+    if not diff:
+        return "same"
+    if overwrite:
+        return "overwrite"
+    raise StageError(f"{stage_dir} holds a {fp['stage']} run with other settings or inputs: {', '.join(diff)}; pass "
+                     f"--overwrite to start this stage afresh (the old run is moved to "
+                     f"{os.path.basename(os.path.normpath(stage_dir))}.old-<timestamp>), or use another --run_dir")
+
+
+def move_aside(stage_dir):
+    """Renames ``stage_dir`` to <stage_dir>.old-<UTC timestamp>[-n] (nothing is deleted); returns the new name."""
+    old = f"{os.path.normpath(stage_dir)}.old-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    n, name = 1, old
+    while os.path.exists(name):
+        n += 1
+        name = f"{old}-{n}"
+    os.replace(stage_dir, name)
+    print(f"{stage_dir}: the previous run (other settings or inputs) was moved to {name}")
+    return name
+
+
+def flag_lines(cfg):
+    """``config.flag_lines(cfg)`` without --overwrite: replaying a stage's flags.txt never moves a run aside."""
+    return [line for line in config.flag_lines(cfg) if line not in ("--overwrite", "--nooverwrite")]
+
+
+def claim(stage_dir, cfg, overwrite=None, inputs=None):
+    """The start of a stage: ``check``; with a differing fingerprint and ``overwrite`` the old stage directory
+    is moved to <stage_dir>.old-<UTC timestamp> (nothing is deleted); then records the fingerprint (atomically)
+    and flags.txt. Returns the fingerprint and what ``check`` found."""
+    fp = fingerprint(cfg, inputs)
+    overwrite = getattr(cfg, "overwrite", False) if overwrite is None else overwrite
+    state = check(stage_dir, fp, overwrite)
+    if state == "overwrite":
+        move_aside(stage_dir)
+    os.makedirs(stage_dir, exist_ok=True)
+    io.write_json(os.path.join(stage_dir, FILE), fp)
+    with io.atomic_path(os.path.join(stage_dir, "flags.txt")) as tmp, open(tmp, "w") as fh:
+        fh.write("\n".join(flag_lines(cfg)) + "\n")
+    return fp, state
+
+
+__all__ = ["NOT_RESULT", "EXTENDABLE", "fingerprint", "settings", "stage_inputs", "differences", "check", "claim",
+           "move_aside"]
