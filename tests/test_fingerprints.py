@@ -1,0 +1,211 @@
+"""Run fingerprints (docs/design.md, "Fingerprints"): a rerun with other settings or inputs is refused with one
+line, --overwrite moves the old run aside, the same settings resume or skip, the pipeline skips only up-to-date
+stages."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from daaa_tf import StageError, config
+from daaa_tf.stages import fingerprint as fp
+from daaa_tf.stages import pipeline as pl
+
+SIZE = 16
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
+def checksums(directory):
+    out = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            out[os.path.relpath(path, directory)] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return out
+
+
+def one_line_error(out):
+    lines = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert out.returncode == 2 and len(lines) == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    return lines[0]
+
+
+# ------------------------------------------------------------------------------------------------ unit level
+
+
+def test_fingerprint_keeps_result_flags_and_names_differences():
+    a = config.build(config.AdaptConfig, {"run_dir": "/r"})
+    f = fp.fingerprint(a, {"source_model": "sha256:aa"})
+    assert f["stage"] == "adapt" and f["settings"]["beta"] == 1.0 and f["settings"]["streams"] == ["s", "tf", "t", "sf"]
+    for not_result in ("run_dir", "adapt_dir", "pairs_dir", "source_model", "eval_batch_size", "log_every",
+                       "profile_steps", "overwrite"):
+        assert not_result not in f["settings"]
+    b = config.build(config.AdaptConfig, {"run_dir": "/elsewhere", "beta": 0.0, "seed": 7, "eval_batch_size": 3})
+    g = fp.fingerprint(b, {"source_model": "sha256:bb"})
+    assert fp.differences(f, g) == ["--beta: 1.0 -> 0.0", "--seed: 0 -> 7",
+                                    "input source_model changed (sha256:aa -> sha256:bb)"]
+    assert fp.differences(f, fp.fingerprint(a, {"source_model": "sha256:aa"})) == []
+    # the source net's epochs may grow (a longer run resumes), not shrink
+    s1 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 1}))
+    s2 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 2}))
+    assert fp.differences(s1, s2) == [] and fp.differences(s2, s1) == ["--source_epochs: 2 -> 1"]
+    # what a stage reads: the source model for adapt / revgrad / semantic CycleGAN, and the pair manifest
+    assert set(fp.stage_inputs(a)) == {"source_model", "pairs_manifest"}
+    assert fp.stage_inputs(config.build(config.CycleGANConfig, {})) == {}
+    assert set(fp.stage_inputs(config.build(config.CycleGANConfig, {"semantic_weight": 1.0}))) == {"source_model"}
+
+
+def test_claim_refuses_then_moves_aside_with_overwrite(tmp_path):
+    d = str(tmp_path / "adapt")
+    cfg = config.build(config.AdaptConfig, {"run_dir": str(tmp_path)})
+    assert fp.claim(d, cfg, inputs={})[1] == "new"
+    (tmp_path / "adapt" / "model.keras").write_text("old model")
+    assert fp.claim(d, cfg, inputs={})[1] == "same"
+    before = checksums(d)
+    other = config.build(config.AdaptConfig, {"run_dir": str(tmp_path), "beta": 0.0})
+    with pytest.raises(StageError, match=r"--beta: 1.0 -> 0.0; pass --overwrite to start this stage afresh") as e:
+        fp.claim(d, other, inputs={})
+    assert "\n" not in str(e.value) and checksums(d) == before
+    assert fp.claim(d, other, overwrite=True, inputs={})[1] == "overwrite"
+    old = [p for p in os.listdir(tmp_path) if p.startswith("adapt.old-")]
+    assert len(old) == 1 and (tmp_path / old[0] / "model.keras").read_text() == "old model"
+    assert json.load(open(os.path.join(d, "fingerprint.json")))["settings"]["beta"] == 0.0
+    assert not os.path.exists(os.path.join(d, "model.keras"))
+    assert "--overwrite" not in open(os.path.join(d, "flags.txt")).read()
+
+
+# ------------------------------------------------------------------------------------------------- pipeline
+
+
+def _fake_stage(name, out_dir, fingerprint, ran, overwrite=False):
+    def run():
+        ran.append(name)
+        os.makedirs(out_dir, exist_ok=True)
+        from daaa_tf import io
+        io.write_json(os.path.join(out_dir, "fingerprint.json"), fingerprint())
+        io.write_json(os.path.join(out_dir, "metrics.json"), {"complete": True})
+    return pl.Stage(name, run, os.path.join(out_dir, "metrics.json"), None, out_dir, False, fingerprint, overwrite)
+
+
+def test_pipeline_skips_up_to_date_stages_and_a_changed_upstream_model_invalidates_adapt(tmp_path, capsys):
+    model = {"hash": "sha256:one"}
+    src = lambda: {"stage": "source", "settings": {"source_lr": 0.001}, "inputs": {}}  # noqa: E731
+    adapt = lambda: {"stage": "adapt", "settings": {"beta": 1.0},  # noqa: E731
+                     "inputs": {"source_model": model["hash"]}}
+    ran = []
+
+    def stages(overwrite=False):
+        return [_fake_stage("source", str(tmp_path / "source"), src, ran, overwrite),
+                _fake_stage("adapt full seed 0", str(tmp_path / "adapt"), adapt, ran, overwrite)]
+
+    pl.run(stages(), log=print)
+    assert ran == ["source", "adapt full seed 0"]
+    ran.clear()
+    pl.run(stages(), log=print)
+    assert ran == [] and capsys.readouterr().out.count("complete, skipped") == 2
+    model["hash"] = "sha256:two"  # the source model was retrained
+    with pytest.raises(StageError, match=r"input source_model changed .* pass --overwrite") as e:
+        pl.run(stages(), log=print)
+    assert "\n" not in str(e.value) and ran == []
+    pl.run(stages(overwrite=True), log=print)
+    assert ran == ["adapt full seed 0"]  # source still up to date: skipped
+    assert any(p.startswith("adapt.old-") for p in os.listdir(tmp_path))
+
+
+def test_planned_adapt_stage_fingerprints_the_source_model_it_will_read(tmp_path):
+    run_dir = tmp_path / "run"
+    stages = {s.name: s for s in pl.plan({"run_dir": str(run_dir)}, export=False)}
+    (run_dir / "source").mkdir(parents=True)
+    (run_dir / "source" / "model.keras").write_bytes(b"model one")
+    first = stages["adapt full seed 0"].fingerprint()
+    (run_dir / "source" / "model.keras").write_bytes(b"model two")
+    second = stages["adapt full seed 0"].fingerprint()
+    assert fp.differences(first, second)[0].startswith("input source_model changed")
+    assert stages["source"].fingerprint()["inputs"] == {}
+
+
+# -------------------------------------------------------------------------------------- the stages as run
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A source model, pair shards and an MNIST-M folder (as tests/test_adapt_stage.py)."""
+    from daaa_tf import runtime
+    from daaa_tf.data.pairs import write_pair_shards
+    from daaa_tf.models import build_classifier
+
+    root = tmp_path_factory.mktemp("fp")
+    rng = np.random.default_rng(0)
+    runtime.set_seed(0)
+    build_classifier("digit_cnn", 10, SIZE).save(root / "source.keras")
+    for kind, offset in (("source", 0), ("target", 1000)):
+        images = rng.integers(0, 200, (40, SIZE, SIZE, 3), dtype=np.uint8)
+        write_pair_shards(str(root / "pairs"), kind, images, 255 - images, (np.arange(40) + offset) % 10,
+                          shard_size=16)
+    mm = root / "mnist_m"
+    for split in ("train", "test"):
+        (mm / f"mnist_m_{split}").mkdir(parents=True)
+        lines = []
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(
+                mm / f"mnist_m_{split}" / f"{i:08d}.png")
+            lines.append(f"{i:08d}.png {i % 10}")
+        (mm / f"mnist_m_{split}_labels.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_adapt_rerun_with_other_flags_is_refused_and_overwrite_starts_afresh(workdir, tmp_path):
+    base = [sys.executable, "-m", "trainers.adapt", f"--run_dir={tmp_path}", f"--image_size={SIZE}",
+            f"--source_model={workdir / 'source.keras'}", f"--pairs_dir={workdir / 'pairs'}",
+            f"--target=mnist_m:{workdir / 'mnist_m'}", "--batch_size=8", "--proportions=0.25,0.25,0.25,0.25",
+            "--epochs=1", "--steps_per_epoch=2", "--sync_every=2", "--eval_batch_size=8"]
+    first = subprocess.run(base, capture_output=True, text=True, env=ENV)
+    assert first.returncode == 0, first.stderr[-3000:]
+    adapt = tmp_path / "adapt"
+    before = checksums(adapt)
+    assert "fingerprint.json" in before and "model.keras" in before
+    refused = subprocess.run(base + ["--beta=0", "--seed=7", "--streams=s"], capture_output=True, text=True,
+                             env=ENV)
+    line = one_line_error(refused)
+    assert "--beta: 1.0 -> 0.0" in line and "--seed: 0 -> 7" in line and "--streams: s,tf,t,sf -> s" in line
+    assert "--overwrite" in line
+    assert checksums(adapt) == before  # nothing in the stage directory changed
+    again = subprocess.run(base, capture_output=True, text=True, env=ENV)  # same flags: resumes (complete)
+    assert again.returncode == 0 and "resuming adaptation after epoch 1" in again.stdout, again.stderr[-3000:]
+    fresh = subprocess.run(base + ["--beta=0", "--overwrite"], capture_output=True, text=True, env=ENV)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert "resuming" not in fresh.stdout
+    old = [p for p in os.listdir(tmp_path) if p.startswith("adapt.old-")]
+    assert len(old) == 1 and json.load(open(tmp_path / old[0] / "fingerprint.json"))["settings"]["beta"] == 1.0
+    assert json.load(open(adapt / "fingerprint.json"))["settings"]["beta"] == 0.0
+    assert json.load(open(adapt / "metrics.json"))["config"]["beta"] == 0.0
+
+
+def _source(args, run_dir):
+    return subprocess.run([sys.executable, "-m", "trainers.source", f"--run_dir={run_dir}", *args],
+                          capture_output=True, text=True, env=ENV)
+
+
+def test_source_rerun_skips_keeps_history_and_refuses_another_target(tmp_path):
+    first = _source(["--source_epochs=1"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    metrics = (tmp_path / "source" / "metrics.json").read_bytes()
+    assert json.loads(metrics)["history"]["loss"]
+    again = _source(["--source_epochs=1"], tmp_path)
+    assert again.returncode == 0 and "is complete with these settings" in again.stdout, again.stderr[-3000:]
+    assert (tmp_path / "source" / "metrics.json").read_bytes() == metrics  # history kept
+    before = checksums(tmp_path / "source")
+    line = one_line_error(_source(["--source_epochs=1", "--target=demo:mnist"], tmp_path))
+    assert "--target: demo -> demo:mnist" in line
+    assert checksums(tmp_path / "source") == before
+
+
+def test_source_batch_larger_than_the_training_set_is_one_line(tmp_path):
+    line = one_line_error(_source(["--source_epochs=1", "--source_batch_size=100000"], tmp_path))
+    assert "--source_batch_size=100000" in line and "examples" in line
+    assert not os.path.exists(tmp_path / "source" / "model.keras")
