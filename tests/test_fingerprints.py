@@ -115,6 +115,13 @@ def test_pipeline_skips_up_to_date_stages_and_a_changed_upstream_model_invalidat
     pl.run(stages(overwrite=True), log=print)
     assert ran == ["adapt full seed 0"]  # source still up to date: skipped
     assert any(p.startswith("adapt.old-") for p in os.listdir(tmp_path))
+    # a raised --source_epochs is no conflict, but the complete source stage is not skipped: it resumes
+    ran.clear()
+    src_longer = lambda: {"stage": "source", "settings": {"source_epochs": 2}, "inputs": {}}  # noqa: E731
+    fp_first = lambda: {"stage": "source", "settings": {"source_epochs": 1}, "inputs": {}}  # noqa: E731
+    pl.run([_fake_stage("source", str(tmp_path / "s2"), fp_first, ran)], log=print)
+    pl.run([_fake_stage("source", str(tmp_path / "s2"), src_longer, ran)], log=print)
+    assert ran == ["source", "source"]
 
 
 def test_planned_adapt_stage_fingerprints_the_source_model_it_will_read(tmp_path):

@@ -90,10 +90,13 @@ def up_to_date(stage):
     unless --overwrite (then the old run is moved aside and False: the stage starts afresh)."""
     if stage.fingerprint is None or not stage.out_dir:
         return True
-    if fingerprints.check(stage.out_dir, stage.fingerprint(), stage.overwrite) == "overwrite":
+    current = stage.fingerprint()
+    state = fingerprints.check(stage.out_dir, current, stage.overwrite)
+    if state == "overwrite":
         fingerprints.move_aside(stage.out_dir)
         return False
-    return True
+    # "same" also covers a raised extendable setting (more --source_epochs): run it, the stage resumes
+    return state == "new" or fingerprints.recorded(stage.out_dir) == current
 
 
 def is_complete(stage):
