@@ -118,7 +118,14 @@ def test_resume_matches_uninterrupted_run_and_translates(tmp_path):
     assert manifest["fingerprint"]["step"] == 5 and manifest["image_shape"] == [8, 8, 3]
     batch = pairs.parse_pairs(next(iter(pairs.pair_records(pairs_dir, "target").batch(10))))
     np.testing.assert_array_equal(batch["image"].numpy(), tgt.images)
-    np.testing.assert_array_equal(batch["translated"].numpy(), straight.translate(tgt.images, "ts").numpy())
+    # The shards come from a tf.function over batches, the reference from one eager call: the float outputs
+    # agree to float32 rounding, so a value on a .5 boundary of the uint8 rounding may land on either side
+    # (seen on one 2-core machine: 1 of 1,920 values off by 1). Any real error (wrong generator, wrong order,
+    # wrong range) moves far more values by far more than 1.
+    stored = batch["translated"].numpy().astype(np.int32)
+    expected = straight.translate(tgt.images, "ts").numpy().astype(np.int32)
+    off = np.abs(stored - expected)
+    assert off.max() <= 1 and (off > 0).mean() <= 0.01, (off.max(), (off > 0).sum())
     assert set(batch["label"].numpy()) == {-1}
 
 

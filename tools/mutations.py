@@ -1,0 +1,164 @@
+"""The mutation list of tools/mutation_check.py: one deliberate bug each, with the small test selection that
+must catch it. ``old`` must occur exactly once in ``file``; ``new`` replaces it. Add a mutation for every bug
+found later (and a test that catches it)."""
+
+ADAPT = "tests/test_adaptation.py"
+ADAPT_FAST = [f"{ADAPT}::test_train_step_loss_matches_numpy_eq13",
+              f"{ADAPT}::test_source_net_frozen_and_bit_identical",
+              f"{ADAPT}::test_trace_posterior_sync_eq11_and_lr_restart",
+              f"{ADAPT}::test_em_off_before_first_sync_then_on"]
+ADAPT_RESNET = f"{ADAPT}::test_resnet50_all_conv_taps_runs_a_few_steps"
+ADAPT_BAD = f"{ADAPT}::test_bad_settings_give_clear_errors"
+GRAD_FILE = "tests/test_daaa_gradients.py"
+GRAD = [f"{GRAD_FILE}::test_one_sgd_step_follows_the_gradient_of_each_term",  # first: -x stops at the first catch
+        f"{GRAD_FILE}::test_attention_energy_custom_gradient_matches_autodiff",
+        f"{GRAD_FILE}::test_posterior_mask_keeps_a_sample_exactly_at_p_t"]
+HEAD = f"{GRAD_FILE}::test_head_multiplier_moves_the_head_k_times_as_far"
+LOSSES = "tests/test_losses.py"
+CG = "tests/test_cyclegan.py"
+CG_FAST = [f"{CG}::test_train_step_updates_all_networks_and_tracks_losses"]
+CG_REF = "tests/test_cyclegan_reference.py"
+MIX = "tests/test_mixing.py"
+MIX_STAGE = "tests/test_adapt_stage.py::test_mixed_batches_pair_in_batch_per_replica"
+EXPORT_BOUNDS = ["tests/test_export.py::test_out_of_bound_format_is_not_installed_unless_told",
+                 "tests/test_export.py::test_non_finite_outputs_fail_every_bound",
+                 "tests/test_export.py::test_parity_json_has_every_format_within_bounds"]
+GATE = "tests/test_export_gate.py"
+SKIP = "tests/test_data_skip_reports.py"
+MM_CORRUPT = "tests/test_data_mnist_m.py::test_corrupt_and_truncated_pngs_are_skipped_and_counted"
+OFFICE_CORRUPT = "tests/test_data_office31.py::test_corrupt_and_truncated_jpegs_are_skipped_counted_and_cached"
+
+
+def _m(file, what, old, new, tests):
+    return {"file": file, "what": what, "old": old, "new": new, "tests": list(tests)}
+
+
+_LIST = [
+    # ---- the DAAA step (Eq. 4-6, 11-13) -------------------------------------------------------------------
+    _m("daaa_tf/method/daaa.py", "L_AT logged but no gradient",
+       "at = attention_alignment_loss(families, self.criterion)",
+       "at = tf.stop_gradient(attention_alignment_loss(families, self.criterion))", [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/attention.py", "attention energy: custom gradient with its sign flipped",
+       "return f * tf.cast(g2, f.dtype)", "return -f * tf.cast(g2, f.dtype)", [*GRAD, LOSSES, *ADAPT_FAST]),
+    _m("daaa_tf/method/attention.py", "attention energy: custom gradient halved (g instead of 2g)",
+       "g2 = (2.0 * g)[..., None]", "g2 = g[..., None]", [*GRAD, LOSSES]),
+    _m("daaa_tf/method/daaa.py", "p_t ignored in the train step (every target kept)",
+       "mask = losses.posterior_mask(q, self.threshold, self.em_active)",
+       "mask = losses.posterior_mask(q, 0.0, self.em_active)", [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "L_EM on x_t logged but no gradient",
+       'em += losses.em_loss_sum(q, logits["xt"], mask)',
+       'em += tf.stop_gradient(losses.em_loss_sum(q, logits["xt"], mask))', [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "beta ignored (always 1)",
+       'loss = terms["ce"] + terms["em"] + self.beta * terms["at"]',
+       'loss = terms["ce"] + terms["em"] + terms["at"]', [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "x~s takes the EM targets of the last real targets, not the first n_sf",
+       'em += losses.em_loss_sum(q[:n_sf], logits["xsf"], mask[:n_sf])',
+       'em += losses.em_loss_sum(q[-n_sf:], logits["xsf"], mask[-n_sf:])', [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "L_CE without the synthetic targets x~t",
+       'for xk, yk in (("xs", "ys"), ("xtf", "ytf")):', 'for xk, yk in (("xs", "ys"),):', [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "pair family (x~s | x_t) replaced by (x~s | x~s)",
+       '("xsf", "xsf"), ("xsf", "xt")', '("xsf", "xsf"), ("xsf", "xsf")', [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "EM posteriors from the target net instead of M_post",
+       'q = tf.nn.softmax(tf.cast(self.posterior(x["xt"], training=False)["logits"], tf.float32))',
+       'q = tf.nn.softmax(tf.cast(self.target(x["xt"], training=False)["logits"], tf.float32))',
+       [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "terms divided by the local batch of one stream instead of the global B",
+       "terms = {k: v / self.global_batch for k, v in sums.items()}",
+       "terms = {k: v / (self.global_batch // 2) for k, v in sums.items()}", [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "head learning-rate multiplier ignored",
+       "grads = [g * self._multipliers[id(v)] if g is not None and id(v) in self._multipliers else g",
+       "grads = [g if g is not None and id(v) in self._multipliers else g", [HEAD, ADAPT_RESNET]),
+    _m("daaa_tf/method/daaa.py", "head multiplier not passed by build_daaa",
+       "multipliers = ({i: cfg.head_lr_mult for i in head_variable_ids(target)}",
+       "multipliers = ({i: 1.0 for i in head_variable_ids(target)}", [HEAD, ADAPT_RESNET]),
+    _m("daaa_tf/models/__init__.py", "head_variable_ids finds no head",
+       "if lyr.name in HEAD_LAYERS:", "if lyr.name in ():", [HEAD, ADAPT_RESNET]),
+    _m("daaa_tf/method/daaa.py", "M_post sync does not switch L_EM on",
+       "self.em_active.assign(1.0)", "self.em_active.assign(0.0)", [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/daaa.py", "trackers not scaled by the replicas (Mirrored logs half)",
+       'self.trackers["loss"].update_state(loss * replicas)', 'self.trackers["loss"].update_state(loss)',
+       [f"{ADAPT}::test_mirrored_two_cpus_equals_one_device"]),
+    _m("daaa_tf/method/daaa.py", "source net left trainable",
+       "self.source.trainable = False", "self.source.trainable = True", [*GRAD, *ADAPT_FAST]),
+    _m("daaa_tf/method/losses.py", "L_EM with argmax (hard) targets",
+       "q = tf.stop_gradient(tf.cast(posteriors, tf.float32))",
+       "q = tf.one_hot(tf.argmax(posteriors, -1), tf.shape(posteriors)[-1])", [*GRAD, LOSSES, *ADAPT_FAST]),
+    _m("daaa_tf/method/losses.py", "p_t test strict (> instead of >=)",
+       "keep = tf.cast(tf.reduce_max(posteriors, axis=-1) >= threshold, tf.float32)",
+       "keep = tf.cast(tf.reduce_max(posteriors, axis=-1) > threshold, tf.float32)", [*GRAD, LOSSES]),
+    _m("daaa_tf/method/attention.py", "attention maps normalised by their L1 norm",
+       "return a / (tf.norm(a, axis=1, keepdims=True) + eps)",
+       "return a / (tf.reduce_sum(a, axis=1, keepdims=True) + eps)", [*GRAD, LOSSES, *ADAPT_FAST]),
+    _m("daaa_tf/method/attention.py", "L2 pair distance squared",
+       "return tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12)",
+       "return tf.reduce_sum(tf.square(d), axis=-1) + 1e-12", [*GRAD, LOSSES, *ADAPT_FAST]),
+    # ---- batch mixing -------------------------------------------------------------------------------------
+    _m("daaa_tf/data/mixing.py", "stream counts: x~t and x~s proportions swapped",
+       "for s, p in zip(STREAMS, proportions)}", 'for s, p in zip(("s", "sf", "t", "tf"), proportions)}',
+       [MIX, ADAPT_BAD, MIX_STAGE]),
+    _m("daaa_tf/data/mixing.py", "mixer: x~t and x~s counts swapped",
+       "n_s, n_tf, n_t, n_sf = (counts[s] for s in STREAMS)", "n_s, n_sf, n_t, n_tf = (counts[s] for s in STREAMS)",
+       [MIX, MIX_STAGE]),
+    _m("daaa_tf/data/mixing.py", "stream counts: rounding remainder dropped",
+       "counts[largest] += batch_size - sum(counts.values())", "counts[largest] += 0",
+       [MIX, ADAPT_BAD, MIX_STAGE]),
+    _m("daaa_tf/data/mixing.py", "stream counts: n_sf <= n_t not enforced",
+       'if counts["sf"] > counts["t"]:', 'if counts["sf"] > counts["t"] + 1000:',
+       [MIX, ADAPT_BAD]),
+    # ---- CycleGAN (Eq. 1-3) -------------------------------------------------------------------------------
+    _m("daaa_tf/method/cyclegan.py", "CycleGAN without its cycle-consistency term",
+       "g_total = self.cycle_weight * cycle", "g_total = 0.0 * cycle", [CG_REF, *CG_FAST, LOSSES]),
+    _m("daaa_tf/method/cyclegan.py", "generator directions swapped (x~t = G_TS(x_s))",
+       "fake_t = self.g_st(x_s, training=True)", "fake_t = self.g_ts(x_s, training=True)",
+       [CG_REF, *CG_FAST]),
+    _m("daaa_tf/method/cyclegan.py", "reconstruction of x_t through the wrong generator",
+       "rec_t = self.g_st(fake_s, training=True)", "rec_t = self.g_ts(fake_s, training=True)",
+       [CG_REF, *CG_FAST]),
+    _m("daaa_tf/method/cyclegan.py", "G_ST's adversarial term against D_S",
+       "g_st_adv = losses.generator_adversarial_loss(d_t_out[-n:], gan)",
+       "g_st_adv = losses.generator_adversarial_loss(d_s_out[-n:], gan)", [CG_REF, *CG_FAST]),
+    _m("daaa_tf/method/cyclegan.py", "D_T's real and fake swapped",
+       "d_t_loss = losses.discriminator_loss(d_t_out[:n], d_t_out[n:n + shown_t], gan)",
+       "d_t_loss = losses.discriminator_loss(d_t_out[n:n + shown_t], d_t_out[:n], gan)", [CG_REF, *CG_FAST]),
+    _m("daaa_tf/method/cyclegan.py", "identity term through the wrong generator",
+       "identity = (losses.identity_loss(x_t, self.g_st(x_t, training=True))",
+       "identity = (losses.identity_loss(x_t, self.g_ts(x_t, training=True))", [CG_REF, *CG_FAST]),
+    _m("daaa_tf/method/losses.py", "cycle loss L2 instead of L1",
+       "return tf.reduce_mean(tf.abs(tf.cast(real, tf.float32) - tf.cast(reconstructed, tf.float32)))",
+       "return tf.reduce_mean(tf.square(tf.cast(real, tf.float32) - tf.cast(reconstructed, tf.float32)))",
+       [CG_REF, LOSSES]),
+    # ---- export parity gate -------------------------------------------------------------------------------
+    _m("daaa_tf/serving/parity.py", "int8 agreement bound loosened to accept anything",
+       "dynamic_min_agreement=0.98, int8_min_agreement=0.93,", "dynamic_min_agreement=0.98, int8_min_agreement=0.0,",
+       [GATE, *EXPORT_BOUNDS]),
+    _m("daaa_tf/serving/parity.py", "dynamic-range max |delta| bound loosened",
+       "float_max_delta=1e-4, dynamic_max_delta=0.05,", "float_max_delta=1e-4, dynamic_max_delta=1.0,",
+       [GATE, *EXPORT_BOUNDS]),
+    _m("daaa_tf/serving/parity.py", "top-1 agreement never checked",
+       'if "min_top1_agreement" in bounds and row["top1_agreement"] < bounds["min_top1_agreement"]:',
+       'if "min_top1_agreement" in bounds and row["top1_agreement"] < 0:',
+       [GATE, *EXPORT_BOUNDS]),
+    _m("daaa_tf/serving/parity.py", "accuracy drop never checked",
+       'if "max_accuracy_drop" in bounds and row["accuracy_drop"] > bounds["max_accuracy_drop"]:',
+       'if "max_accuracy_drop" in bounds and row["accuracy_drop"] > 100:',
+       [GATE, *EXPORT_BOUNDS]),
+    _m("daaa_tf/serving/parity.py", "accuracy drop with its sign flipped",
+       '"accuracy_drop": float(100.0 * ((ref_top1 == labels).mean() - (class_ids == labels).mean())),',
+       '"accuracy_drop": float(100.0 * ((class_ids == labels).mean() - (ref_top1 == labels).mean())),',
+       [GATE, *EXPORT_BOUNDS]),
+    _m("daaa_tf/serving/parity.py", "saved_model delta bound loosened",
+       "def default_bounds(saved_model_max_delta=1e-5,", "def default_bounds(saved_model_max_delta=1.0,",
+       [GATE, *EXPORT_BOUNDS]),
+    # ---- data readers: skipped files reported --------------------------------------------------------------
+    _m("daaa_tf/data/mnist_m.py", "corrupt PNGs skipped and counted but never reported",
+       "    if skipped:\n        logging.warning(", "    if False:\n        logging.warning(",
+       [SKIP, MM_CORRUPT]),
+    _m("daaa_tf/data/office31.py", "corrupt JPEGs skipped and counted but never reported",
+       'logging.warning("office31: skipped %d', 'logging.debug("office31: skipped %d',
+       [SKIP, OFFICE_CORRUPT]),
+    _m("daaa_tf/data/mnist_m.py", "skipped list names the kept files",
+       "for i, n in enumerate(names) if i not in kept]", "for i, n in enumerate(names) if i in kept]",
+       [SKIP, MM_CORRUPT]),
+]
+
+MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]
