@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from daaa_tf.data.domains import Domain, cache_root, fingerprint, load_npz, resize_uint8, save_npz, to_rgb
+from daaa_tf.data.mnist_m_recipe import blend
 
 VERSION = 1
 CLASS_NAMES = [str(i) for i in range(10)]
@@ -68,22 +69,6 @@ def split_indices(labels, rng, per_class=SPLIT_SIZES):
             start += n
     # Shuffle each set once so the stored order is not sorted by class.
     return {k: rng.permutation(np.concatenate(v)) for k, v in out.items()}
-
-
-def blend(digits, photos, photo_ids, rng):
-    """MNIST-M recipe: ``|patch - digit|`` per channel, each patch a random crop of its photograph.
-
-    digits: uint8 [N, S, S, 3]; photo_ids: [N] indices into ``photos``. Returns uint8 [N, S, S, 3].
-    """
-    n, size = digits.shape[0], digits.shape[1]
-    out = np.empty_like(digits)
-    for i in range(n):
-        photo = photos[photo_ids[i]]
-        top = rng.integers(0, photo.shape[0] - size + 1)
-        left = rng.integers(0, photo.shape[1] - size + 1)
-        patch = photo[top:top + size, left:left + size].astype(np.int16)
-        out[i] = np.abs(patch - digits[i].astype(np.int16)).astype(np.uint8)
-    return out
 
 
 def build_demo(image_size=32, seed=0, sizes=SPLIT_SIZES, verbose=True):
