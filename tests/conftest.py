@@ -17,3 +17,15 @@ from daaa_tf.runtime import split_cpu  # noqa: E402
 _cpu = tf.config.list_physical_devices("CPU")[0]
 if not tf.config.get_logical_device_configuration(_cpu):
     split_cpu(2)
+
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy_after_each_test():
+    """A stage run in-process sets the global dtype policy (e.g. the CycleGAN's mixed_bfloat16); no test may
+    leave it to the next one (a bfloat16 policy changed the DAAA gradient check's numbers by 9 %)."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")
