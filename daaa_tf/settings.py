@@ -5,7 +5,7 @@ A field's flag is its name unless ``metadata["flag"]`` says otherwise (``CycleGA
 ``--cyclegan_lr``). A setting several stages share (``--arch``, ``--lr``, ...) is declared once in ``SHARED`` and
 each stage takes it with ``shared()``. ``build(Config, values, **overrides)`` makes a checked config from flag
 values ({flag name: value}) plus field overrides (the experiment grid, ``daaa_tf.experiments``);
-``flag_lines(cfg)`` writes it back as flags. Nothing here reads absl FLAGS.
+``flag_lines(cfg)`` writes it back as flags. Nothing here reads absl's parsed flag values.
 """
 
 import dataclasses
