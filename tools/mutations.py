@@ -26,6 +26,8 @@ EXPORT_BOUNDS = ["tests/test_export.py::test_out_of_bound_format_is_not_installe
 GATE = "tests/test_export_gate.py"
 SKIP = "tests/test_data_skip_reports.py"
 MM_CORRUPT = "tests/test_data_mnist_m.py::test_corrupt_and_truncated_pngs_are_skipped_and_counted"
+AUG = "tests/test_augment.py"
+SEM = "tests/test_cyclegan_semantic.py::test_semantic_term_value_and_weight_enter_the_generator_loss"
 OFFICE_CORRUPT = "tests/test_data_office31.py::test_corrupt_and_truncated_jpegs_are_skipped_counted_and_cached"
 
 
@@ -159,6 +161,13 @@ _LIST = [
     _m("daaa_tf/data/mnist_m.py", "skipped list names the kept files",
        "for i, n in enumerate(names) if i not in kept]", "for i, n in enumerate(names) if i in kept]",
        [SKIP, MM_CORRUPT]),
+    # ---- opt-in additions (beyond the paper) --------------------------------------------------------------
+    _m("daaa_tf/method/daaa.py", "colour augmentation also at evaluation",
+       "if not (training and key in self.augment_keys):", "if key not in self.augment_keys:", [AUG]),
+    _m("daaa_tf/method/daaa.py", "--augment_streams ignored (the clean image goes in)",
+       "return preprocess(colour_augment(data[key], seed), self.arch)", "return x[key]", [AUG]),
+    _m("daaa_tf/method/cyclegan.py", "semantic term logged but not in the generators' loss",
+       "g_total += self.semantic_weight * semantic", "g_total += 0.0 * semantic", [SEM]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]
