@@ -8,9 +8,7 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from daaa_tf import StageError, config
 from daaa_tf.stages import fingerprint as fp
@@ -139,34 +137,10 @@ def test_planned_adapt_stage_fingerprints_the_source_model_it_will_read(tmp_path
 # -------------------------------------------------------------------------------------- the stages as run
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A source model, pair shards and an MNIST-M folder (as tests/test_adapt_stage.py)."""
-    from daaa_tf import runtime
-    from daaa_tf.data.pairs import write_pair_shards
-    from daaa_tf.models import build_classifier
-
-    root = tmp_path_factory.mktemp("fp")
-    rng = np.random.default_rng(0)
-    runtime.set_seed(0)
-    build_classifier("digit_cnn", 10, SIZE).save(root / "source.keras")
-    for kind, offset in (("source", 0), ("target", 1000)):
-        images = rng.integers(0, 200, (40, SIZE, SIZE, 3), dtype=np.uint8)
-        write_pair_shards(str(root / "pairs"), kind, images, 255 - images, (np.arange(40) + offset) % 10,
-                          shard_size=16)
-    mm = root / "mnist_m"
-    for split in ("train", "test"):
-        (mm / f"mnist_m_{split}").mkdir(parents=True)
-        lines = []
-        for i in range(12):
-            Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).save(
-                mm / f"mnist_m_{split}" / f"{i:08d}.png")
-            lines.append(f"{i:08d}.png {i % 10}")
-        (mm / f"mnist_m_{split}_labels.txt").write_text("\n".join(lines) + "\n")
-    return root
+from tests.test_adapt_stage import workdir  # noqa: E402,F401,F811  (source model, pair shards, MNIST-M folder)
 
 
-def test_adapt_rerun_with_other_flags_is_refused_and_overwrite_starts_afresh(workdir, tmp_path):
+def test_adapt_rerun_with_other_flags_is_refused_and_overwrite_starts_afresh(workdir, tmp_path):  # noqa: F811
     base = [sys.executable, "-m", "trainers.adapt", f"--run_dir={tmp_path}", f"--image_size={SIZE}",
             f"--source_model={workdir / 'source.keras'}", f"--pairs_dir={workdir / 'pairs'}",
             f"--target=mnist_m:{workdir / 'mnist_m'}", "--batch_size=8", "--proportions=0.25,0.25,0.25,0.25",
