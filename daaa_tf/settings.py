@@ -12,6 +12,8 @@ import dataclasses
 import math
 import os
 
+from daaa_tf import UserError
+
 PRECISIONS = ["float32", "mixed_bfloat16", "mixed_float16"]
 
 
@@ -150,13 +152,13 @@ def convert(f, value):
         try:
             return f.type(value)
         except ValueError:
-            raise ValueError(f"--{flag_name(f)}: expected {f.type.__name__}, got {value!r}") from None
+            raise UserError(f"--{flag_name(f)}: expected {f.type.__name__}, got {value!r}") from None
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     try:
         return tuple(item(v) for v in value)
     except ValueError:
-        raise ValueError(f"--{flag_name(f)}: expected {item.__name__} values, got {','.join(value)}") from None
+        raise UserError(f"--{flag_name(f)}: expected {item.__name__} values, got {','.join(value)}") from None
 
 
 def problem(f, value):
@@ -198,7 +200,7 @@ def build(cls, values=None, **overrides):
     for f in dataclasses.fields(cls):
         message = flag_name(f) and problem(f, getattr(cfg, f.name))
         if message:
-            raise ValueError(message)
+            raise UserError(message)
     return cfg
 
 

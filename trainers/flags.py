@@ -125,22 +125,22 @@ def parse(argv):
         others = sorted(set(config.all_flags()) - set(FLAGS))
         return FLAGS([argv[0], *args, *([f"--undefok={','.join(others)}"] if others else [])])
     except flags.Error as e:
-        fail(" ".join(str(e).split()), log=False)  # before absl logging is set up: one line, nothing else
+        fail(str(e))  # before absl logging is set up: one line, nothing else
 
 
-def fail(message, log=True):
-    """Ends an entry point with one clear line on stderr and exit status 2 (no traceback)."""
-    if log:
-        logging.error(message)
-    print(f"error: {message}", file=sys.stderr)
+def fail(message):
+    """Ends an entry point with one clear line ``error: ...`` on stderr and exit status 2 (no traceback, no
+    second copy of the message in the absl log)."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
 def run_main(main):
-    """absl.app.run(main) with ``parse``, turning expected user errors into one line instead of a traceback."""
+    """absl.app.run(main) with ``parse``: a UserError or StageError (docs/design.md, "Errors") ends the run with
+    one line and exit status 2; any other exception is a bug and keeps its traceback."""
     from absl import app
 
-    from daaa_tf import StageError
+    from daaa_tf import StageError, UserError
 
     def quiet(argv):
         # TF's checkpoint saver logs an INFO line per save into the progress bar; -v / --verbosity restores it.
@@ -148,7 +148,7 @@ def run_main(main):
             logging.set_verbosity(logging.WARNING)
         try:
             return main(argv)
-        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, StageError) as e:
+        except (UserError, StageError) as e:
             fail(str(e))
 
     app.run(quiet, flags_parser=parse)

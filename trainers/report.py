@@ -7,13 +7,14 @@ Works on partial runs: what was not run is listed as missing.
 
 import os
 
+from daaa_tf import UserError
 from daaa_tf.config import ReportConfig
 from trainers import flags as f
 
 
 def main(argv):
     if len(argv) > 2:
-        raise ValueError(f"expected at most one run directory, got {' '.join(argv[1:])}")
+        raise UserError(f"expected at most one run directory, got {' '.join(argv[1:])}")
     from daaa_tf.report.tables import make_report
 
     cfg = f.from_flags(ReportConfig, **({"run_dir": argv[1]} if len(argv) == 2 else {}))

@@ -23,6 +23,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
 
 KINDS = ("source", "target")
@@ -55,18 +56,18 @@ def read_manifest(pairs_dir, verify=False):
     """
     path = os.path.join(pairs_dir, MANIFEST)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
+        raise MissingFileError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
     m = read_json(path)
     if not m.get("complete"):
-        raise ValueError(f"{path}: the pair shards are incomplete (rerun trainers.cyclegan to finish them)")
+        raise UserError(f"{path}: the pair shards are incomplete (rerun trainers.cyclegan to finish them)")
     for kind in KINDS:
         for entry in m["shards"].get(kind, []):
             shard = os.path.join(pairs_dir, entry["file"])
             if not os.path.exists(shard):
-                raise FileNotFoundError(f"{shard}: pair shard listed in {path} is missing")
+                raise MissingFileError(f"{shard}: pair shard listed in {path} is missing")
             if os.path.getsize(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
-                raise ValueError(f"{shard}: pair shard is truncated or changed (checksum differs from {path}); "
-                                 "rerun trainers.cyclegan to rewrite it")
+                raise UserError(f"{shard}: pair shard is truncated or changed (checksum differs from {path}); "
+                                "rerun trainers.cyclegan to rewrite it")
     return m
 
 
@@ -76,7 +77,7 @@ def pair_records(pairs_dir, kind):
     m = read_manifest(pairs_dir)
     files = [os.path.join(pairs_dir, e["file"]) for e in m["shards"].get(kind, [])]
     if not files:
-        raise ValueError(f"{os.path.join(pairs_dir, MANIFEST)}: no {kind} pair shards")
+        raise UserError(f"{os.path.join(pairs_dir, MANIFEST)}: no {kind} pair shards")
     return tf.data.TFRecordDataset(files)
 
 
@@ -175,7 +176,7 @@ def _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size
     """Writes the missing shards of ``kind``; ``batches_from(start)`` yields (images, translated, labels)."""
     _check_kind(kind)
     if num_examples < 1:
-        raise ValueError(f"no {kind} images to translate into {pairs_dir}")
+        raise UserError(f"no {kind} images to translate into {pairs_dir}")
     manifest = _Manifest(pairs_dir, shape, int(shard_size), fingerprint)
     num_shards = math.ceil(num_examples / shard_size)
     names = [shard_name(kind, i, num_shards) for i in range(num_shards)]

@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from daaa_tf import io
+from daaa_tf import MissingFileError, io
 from daaa_tf.experiments import ABLATION_ROWS, PAPER_SOURCE_TEST, TABLE1_ROWS, paper_value
 
 
@@ -42,8 +42,8 @@ def _seed_of(path, metrics, default=0):
 def collect(run_dir):
     """Finds every finished run. Returns (runs {variant: [Run, ...] sorted by seed}, incomplete [dirs], notes)."""
     if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
-                                "trainers.pipeline)")
+        raise MissingFileError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
+                               "trainers.pipeline)")
     runs, incomplete, notes = {}, [], []
 
     def add(variant, path):

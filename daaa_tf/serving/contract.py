@@ -5,6 +5,8 @@ Pure Python (no TensorFlow, no numpy): the writer, the parity gate, the runners 
 
 import os
 
+from daaa_tf import MissingFileError
+
 SERVING = "serving_default"  # (images: uint8 [N, H, W, 3]) -> {probabilities [N, K], class_ids [N]}
 ATTENTION = "attention"  # (images) -> {"<ii>_<layer>": float32 [N, H_l, W_l]}, Eq. 4 maps
 METADATA = "metadata"  # () -> {class_names, tap_names, image_size, arch}
@@ -33,5 +35,5 @@ def default_model_path(run_dir):
         return adapt
     if os.path.exists(source):
         return source
-    raise FileNotFoundError(f"--model not given and neither {adapt!r} nor {source!r} exists "
-                            "(train a model first, or pass --model=PATH.keras)")
+    raise MissingFileError(f"--model not given and neither {adapt!r} nor {source!r} exists "
+                           "(train a model first, or pass --model=PATH.keras)")

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf import io
+from daaa_tf import UserError, io
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import preprocess
 
@@ -30,7 +30,7 @@ class Periodic(keras.callbacks.Callback):
     def __init__(self, every=10):
         super().__init__()
         if int(every) < 1:
-            raise ValueError(f"--log_every must be >= 1, got {every}")
+            raise UserError(f"--log_every must be >= 1, got {every}")
         self.every = int(every)
         self.step = 0
 

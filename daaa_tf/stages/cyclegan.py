@@ -14,7 +14,7 @@ import time
 import keras
 import tensorflow as tf
 
-from daaa_tf import runtime
+from daaa_tf import UserError, runtime
 from daaa_tf.data import pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
 from daaa_tf.io import atomic_path, read_json, write_json
@@ -79,8 +79,8 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     c = config
     strategy = strategy or tf.distribute.get_strategy()
     if c.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
-                         f"{strategy.num_replicas_in_sync} replicas")
+        raise UserError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
+                        f"{strategy.num_replicas_in_sync} replicas")
     model = build_cyclegan(c, strategy, semantic_net, semantic_arch)
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
