@@ -41,10 +41,21 @@ def write_json(path, obj):
 
 
 def read_json(path, default=None):
+    """The JSON in ``path``, or ``default`` when there is no such file. A file that is not JSON (cut short,
+    edited, binary) is a UserError naming it."""
+    from daaa_tf import UserError
+
     if not os.path.exists(path):
         return default
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); it was cut short or "
+                        "edited: restore it, or delete it and rerun the stage that writes it") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not valid JSON (not UTF-8 text); restore it, or delete it and rerun the stage "
+                        "that writes it") from None
 
 
 def sha256_file(path):

@@ -52,22 +52,34 @@ def read_manifest(pairs_dir, verify=False):
 
     Keys: ``complete`` (True), ``image_shape`` [H, W, 3], ``counts`` {kind: records}, ``shards``
     {kind: [{"file", "records", "bytes", "sha256"}]}, ``shard_size``, ``fingerprint``. Checks every shard
-    exists with the recorded size; ``verify=True`` also checks the sha256 checksums.
+    exists with the recorded size; ``verify=True`` also checks the sha256 checksums (the adaptation stage does,
+    once per start: 0.03 s for the demo's 14 MB of shards, 0.4 s for full MNIST -> MNIST-M's 405 MB). Every
+    problem is one line (UserError / MissingFileError) naming the file and the fix.
     """
     path = os.path.join(pairs_dir, MANIFEST)
+    fix = f"rerun trainers.cyclegan with the same flags to rewrite the pair shards (or delete {pairs_dir} first)"
     if not os.path.exists(path):
         raise MissingFileError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
     m = read_json(path)
+    if not isinstance(m, dict):
+        raise UserError(f"{path}: expected a JSON object (the pair manifest), got {type(m).__name__}; {fix}")
     if not m.get("complete"):
         raise UserError(f"{path}: the pair shards are incomplete (rerun trainers.cyclegan to finish them)")
+    shards = m.get("shards")
+    if not isinstance(shards, dict) or not all(isinstance(shards.get(k, []), list) for k in KINDS):
+        raise UserError(f"{path}: no 'shards' {{kind: [entries]}} in the pair manifest; {fix}")
     for kind in KINDS:
-        for entry in m["shards"].get(kind, []):
+        for entry in shards.get(kind, []):
+            missing = [k for k in ("file", "records", "bytes", "sha256")
+                       if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                raise UserError(f"{path}: a {kind} shard entry lacks {', '.join(missing)}; {fix}")
             shard = os.path.join(pairs_dir, entry["file"])
-            if not os.path.exists(shard):
-                raise MissingFileError(f"{shard}: pair shard listed in {path} is missing")
+            if not os.path.isfile(shard):
+                raise MissingFileError(f"{shard}: pair shard listed in {path} is missing; {fix}")
             if os.path.getsize(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
-                raise UserError(f"{shard}: pair shard is truncated or changed (checksum differs from {path}); "
-                                "rerun trainers.cyclegan to rewrite it")
+                raise UserError(f"{shard}: pair shard is truncated or changed (its size or sha256 differs from "
+                                f"{path}); {fix}")
     return m
 
 

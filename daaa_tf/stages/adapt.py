@@ -21,7 +21,7 @@ from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScal
 
 
 def _check_inputs(cfg, source_net):
-    manifest = read_manifest(cfg.pairs_dir)
+    manifest = read_manifest(cfg.pairs_dir, verify=True)  # a changed shard: one line here, not DataLossError in fit
     shape = tuple(manifest.get("image_shape", ()))
     want = (*model_spec(source_net)["image_size"], 3)
     if shape and shape != want:

@@ -5,6 +5,7 @@ None of them reads the device every update: the periodic ones count updates in P
 (docs/design.md, "Resume contract" and "Host synchronisation").
 """
 
+import glob
 import math
 import os
 
@@ -12,7 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf import UserError, io
+from daaa_tf import StageError, UserError, io
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import preprocess
 
@@ -135,6 +136,37 @@ class AttentionImages(keras.callbacks.Callback):
             tf.summary.image("attention/input|source_net_taps|target_net_taps", grid)
 
 
+def restore_newest_good(checkpoint, manager, log=print, hint=""):
+    """Restores the newest checkpoint of ``manager`` that loads (a truncated or changed newest one falls back to
+    the previous one, said in one line); returns its path, or None when there is none. None that loads: a
+    StageError naming the directory (and ``hint``)."""
+    candidates = list(reversed(manager.checkpoints))  # newest first; the manager keeps the last max_to_keep
+    if not candidates:  # no state file, or one TF could not parse (it then ignores every checkpoint silently)
+        numbered = glob.glob(os.path.join(manager.directory, "*-*.index"))
+        numbered = [p[:-len(".index")] for p in numbered if p[:-len(".index")].rsplit("-", 1)[1].isdigit()]
+        candidates = sorted(numbered, key=lambda p: int(p.rsplit("-", 1)[1]), reverse=True)
+        if candidates:
+            log(f"warning: {manager.directory}: the checkpoint state file is missing or unreadable; restoring from "
+                f"the checkpoint files themselves (newest: {os.path.basename(candidates[0])})")
+    failures = []
+    for path in candidates:
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, IndexError, KeyError, AssertionError, OSError) as e:
+            first = str(e).splitlines()[0][:160] if str(e) else ""
+            failures.append(f"{os.path.basename(path)}: {type(e).__name__}: {first}")
+            continue
+        if failures:
+            log(f"warning: backup {failures[0].split(':')[0]} in {manager.directory} is damaged ("
+                f"{failures[0].split(': ', 1)[1]}); resuming from the previous good one, {os.path.basename(path)}")
+        return path
+    if failures:
+        raise StageError(f"{manager.directory}: no checkpoint can be restored ({'; '.join(failures)}); "
+                         f"{hint + '; or ' if hint else ''}delete that folder to start the stage afresh (--overwrite "
+                         "moves aside only a run with other settings), or use another --run_dir")
+    return None
+
+
 class Backup(keras.callbacks.Callback):
     """Saves ``objects`` (a dict of trackables: models, optimizer, variables) into ``directory`` each epoch.
 
@@ -154,10 +186,8 @@ class Backup(keras.callbacks.Callback):
         self.history = {}
 
     def restore(self):
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+        if restore_newest_good(self.checkpoint, self.manager) is None:
             return 0
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
         done = int(self.epoch.numpy())
         saved = io.read_json(self.history_path, {})
         self.history = {k: v[:done] for k, v in saved.items()}

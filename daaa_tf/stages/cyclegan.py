@@ -21,6 +21,7 @@ from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
 from daaa_tf.stages import fingerprint as run_fingerprint
+from daaa_tf.stages.callbacks import restore_newest_good
 
 # ------------------------------------------------------------------------------------- samples / training
 
@@ -84,8 +85,9 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     model = build_cyclegan(c, strategy, semantic_net, semantic_arch)
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
-    if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    restore_newest_good(manager.checkpoint, manager, hint="if the networks' flags changed (--gen_width, "
+                        "--gen_blocks, --disc_width, --disc_layers, --cyclegan_upsample), pass those of the run that "
+                        "wrote them")
     step = model.step_count()
     old = read_json(os.path.join(out_dir, "metrics.json"), {}) or {}
     history = [h for h in old.get("history", []) if h["step"] <= step]
