@@ -24,6 +24,7 @@ from daaa_tf.data.domains import (
     require_dir,
     try_save_npz,
 )
+from daaa_tf.io import read_text_lines
 
 CLASS_NAMES = [str(i) for i in range(10)]
 CACHE_VERSION = 2
@@ -36,18 +37,17 @@ def parse_labels(path, folder):
                                "'00000000.png 5')")
     present = set(os.listdir(folder))
     names, labels = [], []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) > 9:
-                raise UserError(f"{path}:{lineno}: expected '<file>.png <digit 0-9>', got {line.strip()!r}")
-            if parts[0] not in present:
-                raise MissingFileError(f"{path}:{lineno}: names {os.path.join(folder, parts[0])}, "
-                                       "which does not exist")
-            names.append(parts[0])
-            labels.append(int(parts[1]))
+    for lineno, line in enumerate(read_text_lines(path), 1):  # UTF-8 (BOM, CRLF allowed), else one line
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in CLASS_NAMES:  # ASCII 0-9 only: not '²' or '٣'
+            raise UserError(f"{path}:{lineno}: expected '<file>.png <digit 0-9>', got {line.strip()!r}")
+        if parts[0] not in present:
+            raise MissingFileError(f"{path}:{lineno}: names {os.path.join(folder, parts[0])}, "
+                                   "which does not exist")
+        names.append(parts[0])
+        labels.append(int(parts[1]))
     if not names:
         raise UserError(f"mnist_m: labels file {path} lists no images")
     return names, np.asarray(labels, np.int32)

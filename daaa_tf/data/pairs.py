@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from daaa_tf import MissingFileError, UserError
-from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
+from daaa_tf.io import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
 
 KINDS = ("source", "target")
 MANIFEST = "manifest.json"
@@ -189,6 +189,7 @@ def _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size
     _check_kind(kind)
     if num_examples < 1:
         raise UserError(f"no {kind} images to translate into {pairs_dir}")
+    remove_stale_temporaries(pairs_dir, recursive=False)  # a shard cut short by a kill
     manifest = _Manifest(pairs_dir, shape, int(shard_size), fingerprint)
     num_shards = math.ceil(num_examples / shard_size)
     names = [shard_name(kind, i, num_shards) for i in range(num_shards)]

@@ -15,6 +15,7 @@ LABELS_FILE = "labels.txt"
 TFLITE_MODES = ("float", "dynamic", "int8")
 FORMATS = (SAVED_MODEL,) + TFLITE_MODES
 PARITY_FILE = "parity.json"
+EXPORT_MARKER = "daaa_tf_export.json"  # written first into every export directory: "this folder is ours"
 
 
 def tflite_name(mode):

@@ -101,11 +101,13 @@ def run_batched(runner, images, batch_size=None):
 
 
 def read_labels(path):
-    """Class names from a labels.txt (one per line), or None when there is none."""
+    """Class names from a labels.txt (one per line; UTF-8, a BOM and CRLF allowed), or None when there is none.
+    A file that is not UTF-8 is a UserError naming the file and line."""
+    from daaa_tf.io import read_text_lines
+
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return [line.rstrip("\n") for line in f]
+    return read_text_lines(path)
 
 
 def load_runner(path, num_threads=None):
