@@ -57,7 +57,30 @@ def define_flags(*classes):
         if name not in FLAGS:
             _define(name, every.get(name) or config.shared(name))
         flags.declare_key_flag(name)
+    for flag_names, check in _CROSS_CHECKS:
+        if set(flag_names) <= set(names) and flag_names not in _registered:
+            _registered.add(flag_names)
+            flags.register_multi_flags_validator(list(flag_names), check)
     return names
+
+
+def _batch_mix(values):
+    """--batch_size, --proportions and --streams together give every active stream >= 1 sample per batch and
+    keep the in-batch pairing (``daaa_tf.data.mixing.stream_counts``, one replica)."""
+    from daaa_tf.data.mixing import stream_counts
+
+    try:
+        f = config.all_flags()
+        stream_counts(values["batch_size"], config.convert(f["proportions"], values["proportions"]),
+                      config.convert(f["streams"], values["streams"]))
+    except ValueError as e:
+        raise flags.ValidationError(str(e)) from None
+    return True
+
+
+# Cross-flag checks, run by the parser (so --only_check_args catches them): (flag names, check(values)).
+_CROSS_CHECKS = [(("batch_size", "proportions", "streams"), _batch_mix)]
+_registered = set()
 
 
 def values():
@@ -135,20 +158,26 @@ def fail(message):
     sys.exit(2)
 
 
-def run_main(main):
-    """absl.app.run(main) with ``parse``: a UserError or StageError (docs/design.md, "Errors") ends the run with
-    one line and exit status 2; any other exception is a bug and keeps its traceback."""
-    from absl import app
-
+def call(main, argv):
+    """``main(argv)`` with the project's errors (docs/design.md, "Errors"): a UserError or StageError ends the
+    process with one line ``error: ...`` on stderr and exit status 2; any other exception is a bug and keeps its
+    traceback."""
     from daaa_tf import StageError, UserError
+
+    try:
+        return main(argv)
+    except (UserError, StageError) as e:
+        fail(str(e))
+
+
+def run_main(main):
+    """absl.app.run(main) with ``parse`` (a flag error: one line, exit status 2) and ``call``."""
+    from absl import app
 
     def quiet(argv):
         # TF's checkpoint saver logs an INFO line per save into the progress bar; -v / --verbosity restores it.
         if not FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        try:
-            return main(argv)
-        except (UserError, StageError) as e:
-            fail(str(e))
+        return call(main, argv)
 
     app.run(quiet, flags_parser=parse)

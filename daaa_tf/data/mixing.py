@@ -45,9 +45,11 @@ def stream_counts(batch_size, proportions=DEFAULT_PROPORTIONS, streams=STREAMS, 
                             f"'{s}' samples per batch; each active stream needs >= 1 and a multiple of the "
                             f"{num_replicas} replica(s): change --batch_size or --proportions")
     if "s" in streams and "tf" in streams and counts["tf"] > counts["s"]:
-        raise UserError(f"in-batch pairing needs n_tf <= n_s, got {counts['tf']} > {counts['s']}")
+        raise UserError(f"--proportions: in-batch pairing needs n_tf <= n_s (each x~t is the translation of an x_s "
+                        f"of the batch), got {counts['tf']} > {counts['s']} with --batch_size={batch_size}")
     if counts["sf"] > counts["t"]:
-        raise UserError(f"in-batch pairing needs n_sf <= n_t, got {counts['sf']} > {counts['t']}")
+        raise UserError(f"--proportions: in-batch pairing needs n_sf <= n_t (each x~s is the translation of an x_t "
+                        f"of the batch), got {counts['sf']} > {counts['t']} with --batch_size={batch_size}")
     return counts
 
 

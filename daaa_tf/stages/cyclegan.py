@@ -14,7 +14,7 @@ import time
 import keras
 import tensorflow as tf
 
-from daaa_tf import UserError, runtime
+from daaa_tf import StageError, UserError, runtime
 from daaa_tf.data import pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
 from daaa_tf.io import atomic_path, read_json, write_json
@@ -161,9 +161,14 @@ def run_cyclegan(cfg, log=print):
         from daaa_tf.models import load_classifier
 
         semantic_net = load_classifier(cfg.source_model)
-    fp, _ = run_fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings: refused (or moved aside)
-    model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
-                                    semantic_arch=cfg.arch)
+    fp, state = run_fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings: refused (or moved aside)
+    try:
+        model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
+                                        semantic_arch=cfg.arch)
+    except StageError:  # e.g. checkpoints of other networks in a run from before fingerprints: record nothing
+        if state == "new":
+            os.remove(os.path.join(cfg.out_dir, run_fingerprint.FILE))
+        raise
     log(f"cyclegan: {metrics['step']} steps -> {cfg.out_dir} (samples.png, g_st.keras, g_ts.keras)")
     metrics["translation"] = translate_domains(
         model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,
