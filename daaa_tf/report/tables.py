@@ -45,6 +45,8 @@ def _is_number(x):
 
 def collect(run_dir):
     """Finds every finished run. Returns (runs {variant: [Run, ...] sorted by seed}, incomplete [dirs], notes)."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir!r} is a file (expected runs/<exp> written by trainers.pipeline)")
     if not os.path.isdir(run_dir):
         raise MissingFileError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
                                "trainers.pipeline)")

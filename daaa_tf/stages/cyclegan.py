@@ -70,6 +70,12 @@ class EpochEnd(keras.callbacks.Callback):
         write_json(os.path.join(self.out_dir, "metrics.json"), {"step": step, "history": self.history})
 
 
+def _check_batch(c, strategy):
+    if c.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
+                        f"{strategy.num_replicas_in_sync} replicas")
+
+
 def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None, sample_count=8,
                    semantic_net=None, semantic_arch="digit_cnn"):
     """Trains (or resumes) a CycleGAN; ``source``/``target`` have ``.dataset()`` and ``.num_examples``.
@@ -79,9 +85,7 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     """
     c = config
     strategy = strategy or tf.distribute.get_strategy()
-    if c.batch_size % strategy.num_replicas_in_sync:
-        raise UserError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
-                        f"{strategy.num_replicas_in_sync} replicas")
+    _check_batch(c, strategy)
     model = build_cyclegan(c, strategy, semantic_net, semantic_arch)
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
@@ -161,6 +165,7 @@ def run_cyclegan(cfg, log=print):
         from daaa_tf.models import load_classifier
 
         semantic_net = load_classifier(cfg.source_model)
+    _check_batch(cfg, strategy)  # before the run directory is claimed
     fp, state = run_fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings: refused (or moved aside)
     try:
         model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
