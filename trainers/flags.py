@@ -66,8 +66,8 @@ def define_flags(*classes):
 
 def _batch_mix(values):
     """--batch_size, --proportions and --streams together give every active stream >= 1 sample per batch and
-    keep the in-batch pairing (``daaa_tf.data.mixing.stream_counts``, one replica)."""
-    from daaa_tf.data.mixing import stream_counts
+    keep the in-batch pairing (``daaa_tf.settings.stream_counts``, one replica; no TensorFlow import)."""
+    from daaa_tf.settings import stream_counts
 
     try:
         f = config.all_flags()
