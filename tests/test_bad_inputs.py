@@ -551,6 +551,26 @@ def test_nothing_wrote_into_the_shared_inputs(data):
 # ------------------------------------------------------------------------ what the bad inputs are measured against
 
 
+@pytest.mark.parametrize("bug", [ValueError("a bug"), KeyError("k"), FileNotFoundError("an unexpected file"),
+                                 RuntimeError("r")], ids=lambda e: type(e).__name__)
+def test_anything_but_a_user_or_stage_error_keeps_its_traceback(bug):
+    def main(argv):
+        raise bug
+
+    with pytest.raises(type(bug)):
+        tflags.call(main, [])
+
+
+def test_the_taxonomy():
+    from daaa_tf import MissingFileError, StageError, UserError
+
+    assert issubclass(UserError, ValueError) and issubclass(MissingFileError, (UserError, FileNotFoundError))
+    assert not issubclass(StageError, UserError) and issubclass(StageError, RuntimeError)
+    with pytest.raises(SystemExit) as e:
+        tflags.call(lambda argv: (_ for _ in ()).throw(StageError("cannot go on")), [])
+    assert e.value.code == 2
+
+
 def test_newest_backup_damaged_falls_back_to_the_previous_one(data, tmp_path, capsys):
     damaged_backups(keep_one_good=True)(tmp_path, data)
     assert restore_backup(tmp_path, data) == 1  # ckpt-2 cut short: resumes after epoch 1
