@@ -610,6 +610,17 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(tmp_pat
     assert os.listdir(tmp_path / "export") == []
 
 
+def test_a_shard_cut_short_by_a_kill_is_removed_when_translation_runs_again(data, tmp_path, capsys):
+    from daaa_tf.data.pairs import write_pair_shards
+
+    pairs = copy_pairs(tmp_path, data)
+    (pairs / ".source-00001-of-00003.tfrecord.a1b2c3d4.tmp").write_bytes(b"half a shard")
+    images = np.zeros((4, SIZE, SIZE, 3), np.uint8)
+    write_pair_shards(str(pairs), "source", images, images, np.zeros(4), shard_size=2)
+    assert not [n for n in os.listdir(pairs) if n.endswith(".tmp")]
+    assert "removed 1 stale temporary file(s)" in capsys.readouterr().out
+
+
 def test_export_into_a_new_or_empty_folder_is_marked_as_ours(data, tmp_path):
     from daaa_tf.serving import writer
 
