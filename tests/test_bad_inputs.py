@@ -575,7 +575,7 @@ def test_newest_backup_damaged_falls_back_to_the_previous_one(data, tmp_path, ca
     damaged_backups(keep_one_good=True)(tmp_path, data)
     assert restore_backup(tmp_path, data) == 1  # ckpt-2 cut short: resumes after epoch 1
     out = capsys.readouterr().out
-    assert "backup ckpt-2 in" in out and "damaged" in out and "previous good one, ckpt-1" in out
+    assert "checkpoint ckpt-2 in" in out and "damaged" in out and "previous good one, ckpt-1" in out
 
 
 def test_labels_files_with_bom_and_crlf_are_read_as_plain_text(data, tmp_path):
@@ -622,15 +622,15 @@ def test_a_shard_cut_short_by_a_kill_is_removed_when_translation_runs_again(data
 
 
 def test_export_into_a_new_or_empty_folder_is_marked_as_ours(data, tmp_path):
-    from daaa_tf.serving import writer
+    from daaa_tf.serving.contract import check_export_dir, is_our_export, mark_export_dir
 
-    writer.check_export_dir(str(tmp_path / "new"))  # a new folder: fine
+    check_export_dir(str(tmp_path / "new"))  # a new folder: fine
     (tmp_path / "empty").mkdir()
-    writer.check_export_dir(str(tmp_path / "empty"))  # an empty one: fine
-    writer._mark(str(tmp_path / "empty"))
-    assert writer.is_our_export(str(tmp_path / "empty"))
+    check_export_dir(str(tmp_path / "empty"))  # an empty one: fine
+    mark_export_dir(str(tmp_path / "empty"))
+    assert is_our_export(str(tmp_path / "empty"))
     (tmp_path / "empty" / "labels.txt").write_text("0\n")
-    writer.check_export_dir(str(tmp_path / "empty"))  # ours, now with files: fine
+    check_export_dir(str(tmp_path / "empty"))  # ours, now with files: fine
 
 
 # ------------------------------------------------------------------------------------------- real processes

@@ -22,13 +22,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf import UserError, __version__
-from daaa_tf.io import atomic_path, read_json, remove_stale_temporaries, write_json
+from daaa_tf import UserError
+from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import build_classifier, model_spec, preprocess
 from daaa_tf.serving.contract import (
     ATTENTION,
-    EXPORT_MARKER,
     FORMATS,
     LABELS_FILE,
     METADATA,
@@ -37,6 +36,8 @@ from daaa_tf.serving.contract import (
     SERVING,
     TFLITE_MODES,
     artifact_path,
+    check_export_dir,
+    mark_export_dir,
     tflite_name,
 )
 from daaa_tf.serving.parity import default_bounds, evaluate_format, merge_parity
@@ -179,7 +180,7 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
     spec = model_spec(model)
     targets = _check_request(spec, export_dir, formats, parity_images, calibration_images, overwrite)
     bounds = {**default_bounds(), **(bounds or {})}
-    _mark(export_dir)
+    mark_export_dir(export_dir)
     log(f"reference: Keras model on {len(parity_images)} target test images")
     reference = keras_probabilities(model, parity_images)
     info = {**spec, **(reference_info or {}), "num_examples": int(len(parity_images)),
@@ -205,43 +206,6 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
     parity = merge_parity(read_json(path, {}), info, rows)
     write_json(path, parity)
     return parity, [fmt for fmt, row in rows.items() if not row["ok"]]
-
-
-def is_our_export(export_dir):
-    """True if ``export_dir`` was written by this package: it holds EXPORT_MARKER, or (an export from before the
-    marker) a parity.json of ours."""
-    if os.path.isfile(os.path.join(export_dir, EXPORT_MARKER)):
-        return True
-    try:
-        parity = read_json(os.path.join(export_dir, PARITY_FILE))
-    except UserError:
-        return False
-    return (isinstance(parity, dict) and isinstance(parity.get("reference"), dict)
-            and "model_sha256" in parity["reference"] and isinstance(parity.get("formats"), dict))
-
-
-def check_export_dir(export_dir):
-    """Refuses (UserError) an export directory that is a file, or an existing non-empty folder that is not an
-    export of ours (its labels.txt / parity.json are the user's: never overwritten, whatever --overwrite says).
-    Removes the staging folders and temporary files an interrupted export left."""
-    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
-        raise UserError(f"--export_dir={export_dir}: is an existing file; expected a folder (new, empty, or an "
-                        "earlier export)")
-    if not os.path.isdir(export_dir):
-        return
-    remove_stale_temporaries(export_dir, recursive=False)
-    if os.listdir(export_dir) and not is_our_export(export_dir):
-        raise UserError(f"--export_dir={export_dir}: already exists and is not a checked export (no {EXPORT_MARKER} "
-                        f"or {PARITY_FILE} written by daaa_tf in it); refusing to write into a folder that may hold "
-                        "your own files: pass an --export_dir that is new, empty, or an earlier export")
-
-
-def _mark(export_dir):
-    os.makedirs(export_dir, exist_ok=True)
-    marker = os.path.join(export_dir, EXPORT_MARKER)
-    if not os.path.isfile(marker):
-        write_json(marker, {"written_by": f"daaa_tf {__version__} (export.saved_model / export.tflite)",
-                            "contract": "docs/design.md, Export"})
 
 
 def _check_request(spec, export_dir, formats, parity_images, calibration_images, overwrite):

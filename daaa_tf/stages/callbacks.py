@@ -157,7 +157,7 @@ def restore_newest_good(checkpoint, manager, log=print, hint=""):
             failures.append(f"{os.path.basename(path)}: {type(e).__name__}: {first}")
             continue
         if failures:
-            log(f"warning: backup {failures[0].split(':')[0]} in {manager.directory} is damaged ("
+            log(f"warning: checkpoint {failures[0].split(':')[0]} in {manager.directory} is damaged ("
                 f"{failures[0].split(': ', 1)[1]}); resuming from the previous good one, {os.path.basename(path)}")
         return path
     if failures:

@@ -54,11 +54,11 @@ def export_model(cfg, formats, log=None):
     from daaa_tf.io import sha256_file
     from daaa_tf.models import load_classifier, model_spec
     from daaa_tf.serving import writer
-    from daaa_tf.serving.contract import PARITY_FILE, default_model_path
+    from daaa_tf.serving.contract import PARITY_FILE, check_export_dir, default_model_path
     from daaa_tf.serving.parity import PARITY_FAILED_EXIT, format_table
 
     log = log or (lambda msg: print(msg, flush=True))
-    writer.check_export_dir(cfg.export_dir)  # a file, or a folder of the user's: refused before any slow work
+    check_export_dir(cfg.export_dir)  # a file, or a folder of the user's: refused before any slow work
     model_path = cfg.model or default_model_path(cfg.run_dir)
     model = load_classifier(model_path)
     spec = model_spec(model)
