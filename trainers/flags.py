@@ -7,6 +7,7 @@ point. A nested ``--flagfile=`` resolves against the working directory, else aga
 Library code never reads FLAGS: entry points pass configs into daaa_tf.
 """
 
+import logging as pylogging
 import os
 import sys
 
@@ -155,6 +156,8 @@ def fail(message):
     """Ends an entry point with one clear line ``error: ...`` on stderr and exit status 2 (no traceback, no
     second copy of the message in the absl log)."""
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    # Nothing after the line: TF logs warnings when objects of an aborted restore are collected at exit.
+    pylogging.getLogger("tensorflow").setLevel(pylogging.CRITICAL)
     sys.exit(2)
 
 

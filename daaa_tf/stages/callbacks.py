@@ -5,6 +5,7 @@ None of them reads the device every update: the periodic ones count updates in P
 (docs/design.md, "Resume contract" and "Host synchronisation").
 """
 
+import gc
 import glob
 import math
 import os
@@ -150,21 +151,35 @@ def restore_newest_good(checkpoint, manager, log=print, hint=""):
                 f"the checkpoint files themselves (newest: {os.path.basename(candidates[0])})")
     failures = []
     for path in candidates:
-        try:
-            checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, IndexError, KeyError, AssertionError, OSError) as e:
-            first = str(e).splitlines()[0][:160] if str(e) else ""
-            failures.append(f"{os.path.basename(path)}: {type(e).__name__}: {first}")
-            continue
-        if failures:
-            log(f"warning: checkpoint {failures[0].split(':')[0]} in {manager.directory} is damaged ("
-                f"{failures[0].split(': ', 1)[1]}); resuming from the previous good one, {os.path.basename(path)}")
-        return path
+        if _restores(checkpoint, path, failures):
+            if failures:
+                log(f"warning: checkpoint {failures[0][0]} in {manager.directory} is damaged ({failures[0][1]}); "
+                    f"resuming from the previous good one, {os.path.basename(path)}")
+            return path
     if failures:
-        raise StageError(f"{manager.directory}: no checkpoint can be restored ({'; '.join(failures)}); "
+        raise StageError(f"{manager.directory}: no checkpoint can be restored ({', '.join(n for n, _ in failures)}: "
+                         f"{failures[0][1]}); "
                          f"{hint + '; or ' if hint else ''}delete that folder to start the stage afresh (--overwrite "
                          "moves aside only a run with other settings), or use another --run_dir")
     return None
+
+
+def _restores(checkpoint, path, failures):
+    """Restores ``path`` into ``checkpoint``; False (and (name, reason) appended to ``failures``) when it cannot.
+    TF's warnings about the half-restored attempt (logged when it is garbage-collected) are silenced."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+        return True
+    except (tf.errors.OpError, ValueError, IndexError, KeyError, AssertionError, OSError) as e:
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        failures.append((os.path.basename(path), f"{type(e).__name__}: {first}"))
+        return False
+    finally:
+        gc.collect()
+        logger.setLevel(level)
 
 
 class Backup(keras.callbacks.Callback):
