@@ -207,8 +207,8 @@ def _absolute(kind, value):
         return value
     if kind == "domain":
         name, sep, rest = value.partition(":")
-        return f"{name}:{os.path.abspath(rest)}" if sep and name != "tfds" else value
-    return value if value in ("imagenet", "none") else os.path.abspath(value)
+        return f"{name}:{os.path.abspath(rest)}" if sep and name != "tfds" and "://" not in rest else value
+    return value if value in ("imagenet", "none") or "://" in value else os.path.abspath(value)
 
 
 def flag_lines(cfg):

@@ -7,6 +7,7 @@ Works on partial runs: what was not run is listed as missing.
 
 import os
 
+from daaa_tf import io
 from daaa_tf.config import ReportConfig
 from trainers import flags as f
 
@@ -19,8 +20,7 @@ def main(argv):
     cfg = f.from_flags(ReportConfig, **({"run_dir": argv[1]} if len(argv) == 2 else {}))
     out_dir = cfg.report_dir or cfg.run_dir
     result = make_report(cfg.run_dir, out_dir, cfg.report_images)
-    with open(os.path.join(out_dir, "results.md")) as fh:
-        print(fh.read())
+    print(io.read_text(os.path.join(out_dir, "results.md")))
     plots = [p for p in result["plots"].values() if p]
     print(f"wrote {os.path.join(out_dir, 'results.md')}, results.json and {len(plots)} plot(s): {', '.join(plots)}")
 

@@ -23,7 +23,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
+from daaa_tf.io import atomic_path, read_json, sha256_file, size, write_json
+
+gfile = tf.io.gfile
 
 KINDS = ("source", "target")
 MANIFEST = "manifest.json"
@@ -54,7 +56,7 @@ def read_manifest(pairs_dir, verify=False):
     exists with the recorded size; ``verify=True`` also checks the sha256 checksums.
     """
     path = os.path.join(pairs_dir, MANIFEST)
-    if not os.path.exists(path):
+    if not gfile.exists(path):
         raise FileNotFoundError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
     m = read_json(path)
     if not m.get("complete"):
@@ -62,9 +64,9 @@ def read_manifest(pairs_dir, verify=False):
     for kind in KINDS:
         for entry in m["shards"].get(kind, []):
             shard = os.path.join(pairs_dir, entry["file"])
-            if not os.path.exists(shard):
+            if not gfile.exists(shard):
                 raise FileNotFoundError(f"{shard}: pair shard listed in {path} is missing")
-            if os.path.getsize(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
+            if size(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
                 raise ValueError(f"{shard}: pair shard is truncated or changed (checksum differs from {path}); "
                                  "rerun trainers.cyclegan to rewrite it")
     return m
@@ -140,8 +142,8 @@ class _Manifest:
         """The manifest entry of shard ``name`` if its file is intact (size and sha256 match), else None."""
         for e in self.data["shards"].get(kind, []):
             path = os.path.join(pairs_dir, name)
-            if (e["file"] == name and e["records"] == records and os.path.exists(path)
-                    and os.path.getsize(path) == e["bytes"] and sha256_file(path) == e["sha256"]):
+            if (e["file"] == name and e["records"] == records and gfile.exists(path)
+                    and size(path) == e["bytes"] and sha256_file(path) == e["sha256"]):
                 return e
         return None
 
@@ -230,18 +232,18 @@ def _write_shard(pairs_dir, name, count, reader, bar):
                 written += len(images)
                 if bar is not None:
                     bar.add(len(images))
-        entry = {"file": name, "records": count, "bytes": os.path.getsize(tmp), "sha256": sha256_file(tmp)}
+        entry = {"file": name, "records": count, "bytes": size(tmp), "sha256": sha256_file(tmp)}
     return entry
 
 
 def _remove_stale(pairs_dir, kind, keep):
     """Deletes ``kind`` shards of another shard count (a rerun with a new --shard_size)."""
-    if not os.path.isdir(pairs_dir):
+    if not gfile.isdir(pairs_dir):
         return
     pattern = re.compile(rf"^{kind}-\d{{5}}-of-\d{{5}}\.tfrecord$")
-    for name in os.listdir(pairs_dir):
+    for name in gfile.listdir(pairs_dir):
         if pattern.match(name) and name not in keep:
-            os.remove(os.path.join(pairs_dir, name))
+            gfile.remove(os.path.join(pairs_dir, name))
 
 
 def _progress(total, label):

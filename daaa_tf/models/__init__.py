@@ -42,9 +42,7 @@ def head_variable_ids(model):
 
 def load_classifier(path):
     """Loads a classifier saved with ``model.save(path)``, with a one-line error when it is not one."""
-    import os
-
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"no model at {path!r} (expected a .keras file written by trainers.source "
                                 "or trainers.adapt)")
     try:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from daaa_tf import runtime
 from daaa_tf.data import pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
-from daaa_tf.io import atomic_path, read_json, write_json
+from daaa_tf.io import atomic_path, read_json, write_json, write_text
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
 from daaa_tf.stages import fingerprint as run_fingerprint
@@ -53,12 +53,10 @@ class EpochEnd(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.t0
         self.manager.save(checkpoint_number=step)
         grid = sample_grid(self.model, self.x_s, self.x_t)
-        os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
         png = tf.io.encode_png(grid).numpy()
         for path in (os.path.join(self.out_dir, "samples", f"step_{step:07d}.png"),
                      os.path.join(self.out_dir, "samples.png")):
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                f.write(png)
+            write_text(path, png, "wb")
         with self.writer.as_default():
             tf.summary.image("samples (real | translated | reconstructed)", grid[None], step=step)
         self.writer.flush()

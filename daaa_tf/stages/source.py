@@ -37,7 +37,7 @@ def train_source(cfg: SourceConfig):
     _, state = fingerprint.claim(cfg.out_dir, cfg)
     metrics_path = os.path.join(cfg.out_dir, "metrics.json")
     previous = io.read_json(metrics_path) if state == "same" else None
-    if previous and previous.get("epochs") == cfg.epochs and os.path.exists(os.path.join(cfg.out_dir,
+    if previous and previous.get("epochs") == cfg.epochs and io.gfile.exists(os.path.join(cfg.out_dir,
                                                                                          "model.keras")):
         print(f"the source stage in {cfg.out_dir} is complete with these settings; kept as it is "
               "(--overwrite does not redo a run with the same settings: use another --run_dir)")
