@@ -77,8 +77,10 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     c = config
     strategy = strategy or tf.distribute.get_strategy()
     if c.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
-                         f"{strategy.num_replicas_in_sync} replicas")
+        r = strategy.num_replicas_in_sync
+        near = sorted({max(r, c.batch_size - c.batch_size % r), c.batch_size - c.batch_size % r + r})
+        raise ValueError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the {r} replicas: use "
+                         f"--cyclegan_batch_size={' or '.join(map(str, near))}")
     model = build_cyclegan(c, strategy, semantic_net, semantic_arch)
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
