@@ -100,6 +100,9 @@ SHARED = {
     "epochs": dict(default=10, lower=1, help="Adaptation epochs (target-test evaluation after each)."),
     "steps_per_epoch": dict(default=150, lower=1, help="Adaptation steps per epoch."),
     "log_every": dict(default=10, lower=1, help="Write step scalars to TensorBoard every this many steps."),
+    "profile_steps": dict(default=(), item=int, check=_profile_steps, help="Two step numbers 'start,stop' (counted "
+                          "from 1 in this run) to profile with TensorBoard: <stage dir>/tensorboard/train/plugins/"
+                          "profile/<time>/*.xplane.pb (view with the profile extra)."),
     "model": dict(default="", path="file", help="export.saved_model / export.tflite: the Keras model to export "
                   "(default: <run_dir>/adapt/model.keras if it exists, else <run_dir>/source/model.keras). "
                   "export.predict: a SavedModel directory or a .tflite file (default: "

@@ -94,7 +94,8 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     callback = EpochEnd(manager, out_dir, x_s, x_t, c.batch_size, history)
     t0, step0 = time.perf_counter(), step
     if step < c.steps:
-        tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False)
+        tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False,
+                                                  profile_batch=tuple(getattr(c, "profile_steps", ())) or 0)
         spe = c.steps_per_epoch
         full_epochs = c.steps // spe
         while model.step_count() < c.steps:

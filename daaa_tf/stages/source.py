@@ -61,7 +61,8 @@ def train_source(cfg: SourceConfig):
         epochs=cfg.epochs, initial_epoch=initial_epoch,
         validation_data=batched(src_test, cfg.arch, cfg.eval_batch_size),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
-                   keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"))],
+                   keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"),
+                                               profile_batch=tuple(cfg.profile_steps) or 0)],
         verbose=runtime.fit_verbosity())
     if any(not math.isfinite(v) for v in history.history.get("loss", [])):
         raise StageError(f"source training diverged (NaN loss); the last good epoch is kept in "
