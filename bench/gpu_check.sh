@@ -20,7 +20,8 @@ if [ "${1:-}" = "--smoke" ]; then
   # float16 kernels on a CPU are very slow (one digit-CNN step under mixed_float16 took 113 s on the 2-core
   # development machine), so the smoke run leaves mixed_float16 to the GPU run; mixed_bfloat16 is fast on CPUs.
   PRECISIONS="float32,mixed_bfloat16"
-  RESNET="--resnet_size=32 --resnet_batch=4 --resnet_taps=blocks --rounds=1 --steps=1 --precisions=float32"
+  RESNET="--resnet_size=32 --resnet_batch=4 --resnet_taps=blocks --rounds=1 --steps=1"
+  RESNET_PRECISIONS="float32"
   DIGITS="--digit_batch=16 --rounds=1 --steps=1"
   CYCLEGAN="--image_size=32 --batch_size=1 --gen_width=8 --gen_blocks=1 --disc_width=8 --disc_layers=2 --iters=1"
   MIRRORED="--arch=digit_cnn --image_size=32 --per_replica_batch=8 --steps=2 --warmup=1"
@@ -28,11 +29,12 @@ if [ "${1:-}" = "--smoke" ]; then
 else
   SMOKE=0
   PRECISIONS="float32,mixed_float16,mixed_bfloat16"
-  RESNET="--resnet_size=224 --resnet_batch=32 --rounds=5 --steps=3 --precisions=$PRECISIONS"
+  RESNET="--resnet_size=224 --resnet_batch=32 --rounds=5 --steps=3"
+  RESNET_PRECISIONS="$PRECISIONS"
   DIGITS="--digit_batch=64 --rounds=5 --steps=20"
   CYCLEGAN="--image_size=256 --batch_size=1 --gen_width=64 --gen_blocks=9 --disc_width=64 --disc_layers=3 --iters=10"
   MIRRORED="--arch=resnet50 --image_size=224 --per_replica_batch=32 --precision=mixed_float16 --steps=10 --warmup=3"
-  LIMITS=(210 60 90 110)
+  LIMITS=(70 60 90 110)  # part 1 runs once per precision: 3 x 70 s; 470 s in all, plus start-up
 fi
 
 part() {  # part <seconds> <title> <command...>
@@ -58,8 +60,10 @@ if [ "$SMOKE" = 0 ] && command -v nvidia-smi > /dev/null; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 fi
 
-part "${LIMITS[0]}" "1. DAAA step vs plain step, ResNet-50 (images/s: daaa_images_per_s, plain_images_per_s)" \
-  "$PY" bench/adapt_step.py --archs=resnet50 $RESNET
+for p in ${RESNET_PRECISIONS//,/ }; do
+  part "${LIMITS[0]}" "1. DAAA step vs plain step, ResNet-50, $p (images/s: daaa_images_per_s, plain_images_per_s)" \
+    "$PY" bench/adapt_step.py --archs=resnet50 --precisions="$p" $RESNET
+done
 part "${LIMITS[1]}" "2. DAAA step vs plain step, digit CNN" \
   "$PY" bench/adapt_step.py --archs=digit_cnn --precisions="$PRECISIONS" $DIGITS
 part "${LIMITS[2]}" "3. CycleGAN step (images/s per domain)" \
