@@ -31,6 +31,22 @@ def ram_run():
     io.remove_tree(root)
 
 
+@pytest.fixture(scope="module")
+def ram_data(ram_run):
+    """An MNIST-M-layout folder on ram:// (12 PNGs per split); returns its path."""
+    rng = np.random.default_rng(0)
+    data = f"{ram_run}/data/mnist_m"
+    for split in ("train", "test"):
+        lines = []
+        for i in range(12):
+            name = f"{i:08d}.png"
+            io.write_text(f"{data}/mnist_m_{split}/{name}", _png(rng.integers(0, 256, (SIZE, SIZE, 3), np.uint8)),
+                          "wb")
+            lines.append(f"{name} {i % 10}")
+        io.write_text(f"{data}/mnist_m_{split}_labels.txt", "\n".join(lines) + "\n")
+    return data
+
+
 def test_atomic_path_json_and_directories_on_ram(ram_run):
     path = f"{ram_run}/io/a/b.json"
     io.write_json(path, {"x": 1})
@@ -46,22 +62,14 @@ def test_atomic_path_json_and_directories_on_ram(ram_run):
     assert io.sha256_file(path) == __import__("hashlib").sha256(io.read_text(path, "rb")).hexdigest()
 
 
-def test_source_adaptation_and_export_on_ram(ram_run, capsys):
+def test_source_adaptation_and_export_on_ram(ram_run, ram_data, capsys):
     """Data (an MNIST-M folder, pair shards), the source model, the run directories and the export all on
     ram://: the stages write their artifacts there, resume (fingerprint "same") and refuse other settings."""
     from daaa_tf.stages.adapt import run_adaptation
     from daaa_tf.stages.source import train_source
 
-    rng = np.random.default_rng(0)
-    data = f"{ram_run}/data/mnist_m"
-    lines = []
-    for split in ("train", "test"):
-        for i in range(12):
-            name = f"{i:08d}.png"
-            io.write_text(f"{data}/mnist_m_{split}/{name}", _png(rng.integers(0, 256, (SIZE, SIZE, 3), np.uint8)),
-                          "wb")
-            lines.append(f"{name} {i % 10}")
-        io.write_text(f"{data}/mnist_m_{split}_labels.txt", "\n".join(lines[-12:]) + "\n")
+    rng = np.random.default_rng(1)
+    data = ram_data
     run = f"{ram_run}/run"
     source_cfg = SourceConfig(run_dir=run, source=f"mnist_m:{data}", target=f"mnist_m:{data}", image_size=SIZE,
                               epochs=1, batch_size=4, eval_batch_size=8)
@@ -119,6 +127,27 @@ def test_source_adaptation_and_export_on_ram(ram_run, capsys):
     probabilities = loaded.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
     np.testing.assert_allclose(probabilities, writer.keras_probabilities(load_classifier(f"{out}/model.keras"),
                                                                          images), atol=1e-5)
+
+
+def test_cyclegan_and_its_pair_shards_on_ram(ram_run, ram_data):
+    from daaa_tf.config import CycleGANConfig
+    from daaa_tf.data.pairs import read_manifest
+    from daaa_tf.stages.cyclegan import run_cyclegan
+
+    data = ram_data
+    run = f"{ram_run}/gan"
+    cfg = CycleGANConfig(run_dir=run, source=f"mnist_m:{data}", target=f"mnist_m:{data}", image_size=SIZE, steps=2,
+                         steps_per_epoch=2, batch_size=2, gen_width=4, gen_blocks=1, disc_width=4, disc_layers=1,
+                         pool_size=0, precision="float32", shard_size=5)
+    metrics = run_cyclegan(cfg, log=lambda msg: None)
+    assert metrics["step"] == 2 and metrics["translation"]["shards"] == {"source": 3, "target": 3}
+    for name in ("g_st.keras", "g_ts.keras", "samples.png", "samples/step_0000002.png", "metrics.json",
+                 "checkpoints/checkpoint", "fingerprint.json"):
+        assert gfile.exists(f"{run}/cyclegan/{name}"), name
+    manifest = read_manifest(f"{run}/pairs", verify=True)  # every shard's size and sha256 checked on ram://
+    assert manifest["complete"] and manifest["counts"] == {"source": 12, "target": 12}
+    again = run_cyclegan(cfg, log=lambda msg: None)  # complete: nothing trained, every shard kept
+    assert again["step"] == 2 and io.read_json(f"{run}/pairs/manifest.json") == manifest
 
 
 class _Crash(__import__("keras").callbacks.Callback):
