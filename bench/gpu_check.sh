@@ -34,7 +34,7 @@ else
   DIGITS="--digit_batch=64 --rounds=5 --steps=20"
   CYCLEGAN="--image_size=256 --batch_size=1 --gen_width=64 --gen_blocks=9 --disc_width=64 --disc_layers=3 --iters=10"
   MIRRORED="--arch=resnet50 --image_size=224 --per_replica_batch=32 --precision=mixed_float16 --steps=10 --warmup=3"
-  LIMITS=(70 60 90 110)  # part 1 runs once per precision: 3 x 70 s; 470 s in all, plus start-up
+  LIMITS=(80 50 80 100)  # part 1 runs once per precision: 3 x 80 s; 470 s in all, plus the device check
 fi
 
 part() {  # part <seconds> <title> <command...>

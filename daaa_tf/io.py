@@ -77,7 +77,7 @@ def copy_tree(src, dst, move=False):
 
 
 def move(src, dst):
-    """Renames a file or directory (``_gf().rename``); a directory on a ``scheme://`` filesystem is moved file by
+    """Renames a file or directory (``gfile.rename``); a directory on a ``scheme://`` filesystem is moved file by
     file (some, like ram://, rename only the directory's own entry)."""
     if is_remote(src) and _gf().isdir(src):
         copy_tree(src, dst, move=True)
@@ -90,7 +90,7 @@ def atomic_path(path):
     """Yields a temporary path beside ``path``; renames it to ``path`` only if the block succeeds.
 
     Works for files and directories, on every filesystem ``tf.io.gfile`` supports (the rename is
-    ``_gf().rename(overwrite=True)``: atomic on local disks; on object stores a copy, so a reader can see a
+    ``gfile.rename(overwrite=True)``: atomic on local disks; on object stores a copy, so a reader can see a
     half-renamed directory there, never a half-written file under the final name of a file). A crash leaves
     ``path`` untouched (the old version, if any, survives).
     """
@@ -99,8 +99,7 @@ def atomic_path(path):
     _gf().makedirs(parent)
     base = posixpath.basename(path.rstrip("/"))
     suffix = ".keras" if base.endswith(".keras") else (".h5" if base.endswith(".h5") else "")
-    tmp = posixpath.join(parent, f".{base}.{uuid.uuid4().hex[:12]}.tmp{suffix}") if is_remote(path) else \
-        os.path.join(parent, f".{base}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
+    tmp = posixpath.join(parent, f".{base}.{uuid.uuid4().hex[:12]}.tmp{suffix}")  # as tempfile.mkstemp named it
     try:
         yield tmp
         if _gf().isdir(path) and not os.path.islink(path):
