@@ -1,6 +1,7 @@
 """The export contract: endpoint names, artifact names and where each format lives (docs/design.md, "Export").
 
-Pure Python (no TensorFlow, no numpy): the writer, the parity gate, the runners and the CLIs all read these.
+Pure Python (no numpy; TensorFlow only inside ``default_model_path``, for ``tf.io.gfile``): the writer, the parity
+gate, the runners and the CLIs all read these.
 """
 
 import os
