@@ -65,7 +65,9 @@ def keras_fn(model, image):
 def saved_model_fn(path, image):
     import tensorflow as tf
 
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    from daaa_tf.serving.runners import resolve_saved_model
+
+    serve = tf.saved_model.load(resolve_saved_model(path) or path).signatures["serving_default"]
     x = tf.constant(image)
     return lambda: serve(images=x)["probabilities"].numpy()
 

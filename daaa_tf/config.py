@@ -61,6 +61,7 @@ class SourceConfig(_Stage):
     strategy: str = shared("strategy")
     precision: str = shared("precision")
     eval_batch_size: int = shared("eval_batch_size")
+    profile_steps: tuple = shared("profile_steps")
 
 
 @_config
@@ -112,6 +113,7 @@ class CycleGANConfig(_Stage):
     overwrite: bool = shared("overwrite")
     seed: int = shared("seed")
     strategy: str = shared("strategy")
+    profile_steps: tuple = shared("profile_steps")
 
 
 @_config
@@ -155,8 +157,7 @@ class AdaptConfig(_Stage):
     precision: str = shared("precision")
     eval_batch_size: int = shared("eval_batch_size")
     log_every: int = shared("log_every")
-    profile_steps: tuple = setting((), "Two step numbers 'start,stop' to profile with TensorBoard.", item=int,
-                                   check=_profile_steps)
+    profile_steps: tuple = shared("profile_steps")
     num_attention_images: int = internal(6)
 
 
@@ -197,6 +198,7 @@ class RevGradConfig(_Stage):
     precision: str = shared("precision")
     eval_batch_size: int = shared("eval_batch_size")
     log_every: int = shared("log_every")
+    profile_steps: tuple = shared("profile_steps")
 
 
 @_config

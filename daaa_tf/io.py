@@ -1,37 +1,124 @@
-"""Small file helpers: atomic writes (write to a temporary name, rename when complete) and JSON."""
+"""Small file helpers: atomic writes (write to a temporary name, rename when complete), JSON and checksums.
+
+Every path goes through ``tf.io.gfile``, so a run directory, data or export may live on any filesystem TensorFlow
+supports (local, ``gs://``, ``s3://`` with tensorflow-io, ``ram://``); see docs/design.md, "Filesystems".
+"""
 
 import contextlib
 import hashlib
 import json
 import os
+import posixpath
 import re
-import shutil
-import tempfile
+import uuid
+
+
+def __getattr__(name):
+    """``daaa_tf.io.gfile`` is ``tf.io.gfile``, imported on first use (reading a parity.json or predicting with a
+    .tflite file does not import TensorFlow)."""
+    if name == "gfile":
+        import tensorflow as tf
+
+        return tf.io.gfile
+    raise AttributeError(name)
+
+
+def _gf():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def is_remote(path):
+    """True for a ``scheme://`` path (handled by a TensorFlow filesystem plugin, not the OS)."""
+    return "://" in str(path)
+
+
+def absolute(path):
+    """``os.path.abspath`` for local paths; ``scheme://`` paths are returned unchanged."""
+    return str(path) if is_remote(path) else os.path.abspath(path)
+
+
+def dirname(path):
+    return posixpath.dirname(str(path).rstrip("/")) if is_remote(path) else os.path.dirname(os.path.abspath(path))
+
+
+def is_file(path):
+    return bool(path) and _gf().exists(path) and not _gf().isdir(path)
+
+
+def size(path):
+    return _gf().stat(path).length
+
+
+def remove_tree(path):
+    """Removes a file or a directory tree if it exists."""
+    import tensorflow as tf
+
+    try:
+        if _gf().isdir(path):
+            _gf().rmtree(path)
+        elif _gf().exists(path):
+            _gf().remove(path)
+    except tf.errors.NotFoundError:  # ram:// lists a directory whose files were all moved, then cannot find it
+        pass
+
+
+def copy_tree(src, dst, move=False):
+    """Copies (``move``: renames) every file under directory ``src`` to the same place under ``dst``."""
+    for root, _, files in _gf().walk(src):
+        rel = root[len(src.rstrip("/")):].lstrip("/")
+        target = posixpath.join(dst, rel) if rel else dst
+        _gf().makedirs(target)
+        for name in files:
+            (_gf().rename if move else _gf().copy)(posixpath.join(root, name), posixpath.join(target, name),
+                                                   overwrite=True)
+    if move:
+        remove_tree(src)
+
+
+def move(src, dst):
+    """Renames a file or directory (``gfile.rename``); a directory on a ``scheme://`` filesystem is moved file by
+    file (some, like ram://, rename only the directory's own entry)."""
+    if is_remote(src) and _gf().isdir(src):
+        copy_tree(src, dst, move=True)
+    else:
+        _gf().rename(src, dst, overwrite=True)
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside ``path``; renames it to ``path`` only if the block succeeds.
 
-    Works for files and directories. A crash leaves ``path`` untouched (the old version, if any, survives).
+    Works for files and directories, on every filesystem ``tf.io.gfile`` supports (the rename is
+    ``gfile.rename(overwrite=True)``: atomic on local disks; on object stores a copy, so a reader can see a
+    half-renamed directory there, never a half-written file under the final name of a file). A crash leaves
+    ``path`` untouched (the old version, if any, survives).
     """
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(parent, exist_ok=True)
-    base = os.path.basename(path)
+    path = str(path)
+    parent = dirname(path) or "."
+    _gf().makedirs(parent)
+    base = posixpath.basename(path.rstrip("/"))
     suffix = ".keras" if base.endswith(".keras") else (".h5" if base.endswith(".h5") else "")
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{suffix}", dir=parent)
-    os.close(fd)
-    os.remove(tmp)
+    tmp = posixpath.join(parent, f".{base}.{uuid.uuid4().hex[:8]}.tmp{suffix}")  # as tempfile.mkstemp named it
     try:
         yield tmp
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if _gf().isdir(path) and not os.path.islink(path):
+            _gf().rmtree(path)
+        move(tmp, path)
     finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.exists(tmp):
-            os.remove(tmp)
+        remove_tree(tmp)
+
+
+def write_text(path, text, mode="w"):
+    """Writes ``text`` (``mode`` "wb": bytes) to ``path`` atomically."""
+    with atomic_path(path) as tmp, _gf().GFile(tmp, mode) as f:
+        f.write(text)
+
+
+def read_text(path, mode="r"):
+    with _gf().GFile(path, mode) as f:
+        return f.read()
 
 
 # What an interrupted run leaves: atomic_path's ".NAME.<8 chars>.tmp[.keras|.h5]", save_flags' "NAME.tmp" is
@@ -43,19 +130,15 @@ def remove_stale_temporaries(directory, recursive=True, log=print):
     """Deletes the temporary files and folders an interrupted (killed) run left in ``directory`` (see
     ``atomic_path``); logs how many in one line. Returns the count. Call it only where no other process of the
     same stage can be writing (the start of a stage)."""
-    if not os.path.isdir(directory):
+    if not _gf().isdir(directory):
         return 0
     removed = 0
-    for root, dirs, files in os.walk(directory):
+    for root, dirs, files in _gf().walk(directory):
         for name in [*files, *dirs]:
-            if _STALE.match(name):
-                path = os.path.join(root, name)
-                if os.path.isdir(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.remove(path)
+            if _STALE.match(name.rstrip("/")):
+                remove_tree(posixpath.join(root, name))
                 removed += 1
-        dirs[:] = [d for d in dirs if not _STALE.match(d)] if recursive else []
+        dirs[:] = [d for d in dirs if not _STALE.match(d.rstrip("/"))] if recursive else []
     if removed:
         log(f"{directory}: removed {removed} stale temporary file(s) left by an interrupted run")
     return removed
@@ -63,9 +146,7 @@ def remove_stale_temporaries(directory, recursive=True, log=print):
 
 def write_json(path, obj):
     """Writes ``obj`` as indented JSON, atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=float)
-        f.write("\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n")
 
 
 def read_json(path, default=None):
@@ -73,11 +154,10 @@ def read_json(path, default=None):
     edited, binary) is a UserError naming it."""
     from daaa_tf import UserError
 
-    if not os.path.exists(path):
+    if not _gf().exists(path):
         return default
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        return json.loads(read_text(path, "rb").decode("utf-8"))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno}); it was cut short or "
                         "edited: restore it, or delete it and rerun the stage that writes it") from None
@@ -91,8 +171,7 @@ def read_text_lines(path):
     Bytes that are not UTF-8 (a latin-1 file, say) are a UserError naming the file and line."""
     from daaa_tf import UserError
 
-    with open(path, "rb") as f:
-        raw = f.read()
+    raw = read_text(path, "rb")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -107,7 +186,7 @@ def read_text_lines(path):
 def sha256_file(path):
     """Hex sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with _gf().GFile(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -222,7 +222,7 @@ def test_resnet50_all_conv_taps_runs_a_few_steps():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(proportions=(0.5, 0.5, 0.5, 0.5)), "summing to 1"),
-    (dict(batch_size=2), "samples per batch"),
+    (dict(batch_size=2), "--batch_size=2 gives 2 samples per replica, fewer than the 4 active streams"),
     (dict(threshold=1.5), "threshold"),
     (dict(beta=-1.0), "beta"),
     (dict(streams=("s", "sf")), "add t"),

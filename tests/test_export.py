@@ -30,8 +30,9 @@ trained_model, exported = fx.trained_model, fx.exported  # session fixtures shar
 
 def test_serving_signature_takes_uint8_and_returns_probabilities_and_class_ids(exported):
     export_dir, _ = exported
-    loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model"))
-    assert {"serving_default", "attention", "metadata"} <= set(loaded.signatures)
+    assert os.listdir(os.path.join(export_dir, "saved_model")) == ["1"]  # the version directory TF Serving reads
+    loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model", "1"))
+    assert {"serving_default", "serving_bytes", "attention", "metadata"} <= set(loaded.signatures)
     serve = loaded.signatures["serving_default"]
     spec = serve.structured_input_signature[1]["images"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
@@ -46,6 +47,43 @@ def test_serving_signature_takes_uint8_and_returns_probabilities_and_class_ids(e
     assert [c.decode() for c in meta["class_names"].numpy()] == [str(i) for i in range(10)]
     assert [t.decode() for t in meta["tap_names"].numpy()] == ["conv1", "conv2", "conv3"]
     assert meta["image_size"].numpy().tolist() == [32, 32] and meta["arch"].numpy() == b"digit_cnn"
+
+
+def test_bytes_signature_equals_the_uint8_one_on_the_same_images(exported):
+    import io as pyio
+
+    from PIL import Image
+
+    export_dir, _ = exported
+    loaded = tf.saved_model.load(os.path.join(export_dir, "saved_model", "1"))
+    spec = loaded.signatures["serving_bytes"].structured_input_signature[1]["image_bytes"]
+    assert spec.dtype == tf.string and spec.shape.as_list() == [None]
+    images = (digits()[2][:6] * np.array([1.0, 0.6, 0.3])).astype(np.uint8)  # coloured: channel order shows
+
+    def encoded(array, fmt="PNG", mode=None):
+        buffer = pyio.BytesIO()
+        img = Image.fromarray(array)
+        (img.convert(mode) if mode else img).save(buffer, format=fmt)
+        return buffer.getvalue()
+
+    expected = loaded.signatures["serving_default"](images=tf.constant(images))
+    out = loaded.signatures["serving_bytes"](image_bytes=tf.constant([encoded(x) for x in images]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(out["class_ids"].numpy(), expected["class_ids"].numpy())
+    grey = images[:2, ..., 0]  # a greyscale PNG and a JPEG decode to what serving_default gets as RGB
+    jpeg = tf.io.decode_jpeg(encoded(images[2], "JPEG"), channels=3)
+    out = loaded.signatures["serving_bytes"](image_bytes=tf.constant(
+        [encoded(grey[0]), encoded(grey[1]), encoded(images[2], "JPEG")]))
+    rgb = np.concatenate([np.repeat(grey[..., None], 3, axis=-1), jpeg.numpy()[None]])
+    expected = loaded.signatures["serving_default"](images=tf.constant(rgb))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected["probabilities"].numpy(), atol=1e-6)
+    big = np.kron(images[3], np.ones((2, 2, 1), np.uint8))  # 64x64: resized to 32x32 in the graph
+    out = loaded.signatures["serving_bytes"](image_bytes=tf.constant([encoded(big)]))
+    assert out["probabilities"].shape == (1, 10) and int(out["class_ids"][0]) == int(expected_ids(loaded, images[3]))
+
+
+def expected_ids(loaded, image):
+    return loaded.signatures["serving_default"](images=tf.constant(image[None]))["class_ids"][0]
 
 
 def test_saved_model_matches_keras_including_attention_maps(exported, trained_model):
@@ -70,7 +108,7 @@ def test_saved_model_loads_in_a_process_that_never_imports_this_package(exported
     np.save(tmp_path / "images.npy", images)
     script = (
         "import json, sys, numpy as np, tensorflow as tf\n"
-        f"m = tf.saved_model.load({os.path.join(export_dir, 'saved_model')!r})\n"
+        f"m = tf.saved_model.load({os.path.join(export_dir, 'saved_model', '1')!r})\n"
         f"x = tf.constant(np.load({str(tmp_path / 'images.npy')!r}))\n"
         "out = m.signatures['serving_default'](images=x)\n"
         "att = m.signatures['attention'](images=x)\n"
@@ -184,12 +222,12 @@ def test_existing_export_is_refused_and_overwrite_replaces_it(trained_model, tmp
     model = load_classifier(trained_model)
     _, _, test_x, test_y = digits()
     exporting.export_formats(model, str(tmp_path), ["saved_model"], test_x[:32], test_y[:32])
-    stamp = os.path.getmtime(tmp_path / "saved_model" / "saved_model.pb")
+    stamp = os.path.getmtime(tmp_path / "saved_model" / "1" / "saved_model.pb")
     with pytest.raises(ValueError, match="already exists.*--overwrite"):
         exporting.export_formats(model, str(tmp_path), ["saved_model"], test_x[:32], test_y[:32])
-    assert os.path.getmtime(tmp_path / "saved_model" / "saved_model.pb") == stamp
+    assert os.path.getmtime(tmp_path / "saved_model" / "1" / "saved_model.pb") == stamp
     exporting.export_formats(model, str(tmp_path), ["saved_model"], test_x[:32], test_y[:32], overwrite=True)
-    assert os.path.getmtime(tmp_path / "saved_model" / "saved_model.pb") != stamp
+    assert os.path.getmtime(tmp_path / "saved_model" / "1" / "saved_model.pb") != stamp
 
 
 def test_bad_model_paths(tmp_path):

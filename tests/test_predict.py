@@ -79,7 +79,7 @@ def test_runners_agree_with_each_other(exported, images):
     assert sm.class_names == fl.class_names == [str(i) for i in range(10)]
     assert sm.image_size == fl.image_size == (32, 32)
     np.testing.assert_allclose(sm(x)[0], fl(x)[0], atol=1e-4)
-    assert predicting.attention_runner(fl).path == os.path.join(export_dir, "saved_model")
+    assert predicting.attention_runner(fl).path == os.path.join(export_dir, "saved_model", "1")  # the newest version
 
 
 def test_bad_model_and_image_paths(tmp_path, images):

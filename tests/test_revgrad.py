@@ -74,8 +74,12 @@ def test_domain_loss_matches_numpy():
 def test_batch_counts_and_errors():
     assert batch_counts(64, 2) == {"s": 32, "t": 32}
     assert batch_counts(7) == {"s": 3, "t": 4}
-    with pytest.raises(ValueError, match="--batch_size=6"):
-        batch_counts(6, 2)
+    assert batch_counts(6, 2) == {"s": 2, "t": 4}  # per replica: 1 source + 2 target
+    assert batch_counts(40, 8) == {"s": 16, "t": 24}
+    with pytest.raises(ValueError, match="--batch_size=7: .* use --batch_size=6 or 8"):
+        batch_counts(7, 2)
+    with pytest.raises(ValueError, match="use --batch_size=8$"):
+        batch_counts(4, 4)
 
 
 def test_train_step_losses_match_numpy():

@@ -24,7 +24,8 @@ def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
     flags_txt = (tmp_path / "source" / "flags.txt").read_text().splitlines()
     assert "--source_epochs=1" in flags_txt and f"--run_dir={tmp_path}" in flags_txt
     assert all(line.startswith(("--source", "--target", "--run_dir", "--arch", "--image_size", "--weights",
-                                "--attention_layers", "--seed", "--strategy", "--precision", "--eval_batch_size"))
+                                "--attention_layers", "--seed", "--strategy", "--precision", "--eval_batch_size",
+                                "--profile_steps"))
                for line in flags_txt), flags_txt  # the stage's own flags only, no TF/absl internals
     assert os.listdir(tmp_path / "source" / "tensorboard")
     # rerun with more epochs resumes after the completed one instead of starting again

@@ -101,10 +101,9 @@ def save_flags(directory, *configs):
 
     lines = list(dict.fromkeys(line for cfg in configs for line in flag_lines(cfg)))
     path = os.path.join(directory, "flags.txt")
-    os.makedirs(directory, exist_ok=True)
-    with open(path + ".tmp", "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(path + ".tmp", path)
+    from daaa_tf import io
+
+    io.write_text(path, "\n".join(lines) + "\n")
     return path
 
 

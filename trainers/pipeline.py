@@ -23,9 +23,8 @@ def main(argv):
 
     cfg = f.from_flags(config.PipelineConfig)
     results = pl.run_pipeline(f.values(), cfg)
-    with open(results) as fh:
-        print("\n" + fh.read())
-    print(f"files: {os.path.abspath(cfg.run_dir)}  (TensorBoard: tensorboard --logdir {cfg.run_dir})",
+    print("\n" + io.read_text(results))
+    print(f"files: {io.absolute(cfg.run_dir)}  (TensorBoard: tensorboard --logdir {cfg.run_dir})",
           flush=True)
     failed = io.read_json(os.path.join(cfg.run_dir, "pipeline.json"), {}).get("export_failed", [])
     if failed:

@@ -8,7 +8,7 @@ Works on partial runs: what was not run is listed as missing.
 import os
 import sys
 
-from daaa_tf import UserError
+from daaa_tf import UserError, io
 from daaa_tf.config import ReportConfig
 from trainers import flags as f
 
@@ -21,8 +21,7 @@ def main(argv):
     cfg = f.from_flags(ReportConfig, **({"run_dir": argv[1]} if len(argv) == 2 else {}))
     out_dir = cfg.report_dir or cfg.run_dir
     result = make_report(cfg.run_dir, out_dir, cfg.report_images)
-    with open(os.path.join(out_dir, "results.md")) as fh:
-        print(fh.read())
+    print(io.read_text(os.path.join(out_dir, "results.md")))
     for note in result["notes"]:  # runs left out (e.g. a metrics.json that is not JSON), named once more here
         print(f"note: {note}", file=sys.stderr)
     plots = [p for p in result["plots"].values() if p]

@@ -174,5 +174,5 @@ def check_split(spec, split):
 
 def require_dir(path, what):
     """FileNotFoundError naming ``path`` unless it is a directory."""
-    if not os.path.isdir(path):
+    if not tf.io.gfile.isdir(path):
         raise MissingFileError(f"{what}: directory {path} does not exist")

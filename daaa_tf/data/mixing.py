@@ -11,9 +11,9 @@ replica-major: component k of replica r holds the partners of component k of rep
 
 import tensorflow as tf
 
-# stream_counts is pure Python (the flag parser checks --batch_size/--proportions/--streams with it before
-# TensorFlow is imported); it is part of this module's API.
-from daaa_tf.settings import DEFAULT_PROPORTIONS, STREAMS, stream_counts  # noqa: F401
+# The batch-size rule is pure Python (daaa_tf.batching: the flag parser checks it before TensorFlow is imported);
+# it is part of this module's API.
+from daaa_tf.batching import DEFAULT_PROPORTIONS, STREAMS, replica_counts, stream_counts, working_batch_sizes  # noqa: F401
 
 
 def _first_per_replica(x, n_take, num_replicas):

@@ -9,9 +9,11 @@ import os
 import zlib
 
 import numpy as np
+import tensorflow as tf
 
 from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, check_split, require_dir, resize_uint8, to_rgb
+from daaa_tf.io import absolute
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -26,7 +28,7 @@ def find_idx(directory, base):
     """``directory/base`` or ``directory/base.gz``; FileNotFoundError naming both if neither exists."""
     for name in (base, base + ".gz"):
         path = os.path.join(directory, name)
-        if os.path.isfile(path):
+        if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
             return path
     raise MissingFileError(f"mnist: {os.path.join(directory, base)}[.gz] not found (expected the standard "
                            f"MNIST idx files {', '.join(b for pair in FILES.values() for b in pair)})")
@@ -35,13 +37,11 @@ def find_idx(directory, base):
 def read_idx(path, magic):
     """Parses one idx file into a uint8 array, checking the magic, the dimensions and the body length."""
     try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            raw = f.read()
         if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                raw = f.read()
-        else:
-            with open(path, "rb") as f:
-                raw = f.read()
-    except (OSError, EOFError, zlib.error) as e:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error, tf.errors.OpError) as e:
         raise UserError(f"{path}: not a readable (gzip) idx file ({e})") from None
     ndim = magic & 0xFF
     kind = "images" if magic == IMAGE_MAGIC else "labels"
@@ -79,7 +79,7 @@ def read_mnist(directory, split):
 
 def load_mnist(directory, split, image_size=32):
     """``mnist:DIR``: the idx files resized to ``image_size`` (bilinear) and replicated to RGB."""
-    directory = os.path.abspath(os.path.expanduser(directory))
+    directory = absolute(os.path.expanduser(directory))
     spec = f"mnist:{directory}"
     check_split(spec, split)
     require_dir(directory, "mnist")

@@ -11,6 +11,7 @@ files keeps the folder's mtime: delete the cache file then.
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
 from daaa_tf import MissingFileError, UserError
@@ -24,7 +25,7 @@ from daaa_tf.data.domains import (
     require_dir,
     try_save_npz,
 )
-from daaa_tf.io import read_text_lines
+from daaa_tf.io import absolute, read_text_lines
 
 CLASS_NAMES = [str(i) for i in range(10)]
 CACHE_VERSION = 2
@@ -32,10 +33,10 @@ CACHE_VERSION = 2
 
 def parse_labels(path, folder):
     """Reads ``<file> <label>`` lines; returns (file names, int32 labels). Checks every named file exists."""
-    if not os.path.isfile(path):
+    if not (tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)):
         raise MissingFileError(f"mnist_m: labels file {path} not found (expected lines like "
                                "'00000000.png 5')")
-    present = set(os.listdir(folder))
+    present = set(tf.io.gfile.listdir(folder))
     names, labels = [], []
     for lineno, line in enumerate(read_text_lines(path), 1):  # UTF-8 (BOM, CRLF allowed), else one line
         if not line.strip():
@@ -63,7 +64,7 @@ def decode_folder(folder, names, image_size):
 
 def load_mnist_m(directory, split, image_size=32, cache_dir=None):
     """``mnist_m:DIR``: one split of MNIST-M as uint8 RGB [N, image_size, image_size, 3] (corrupt PNGs skipped)."""
-    directory = os.path.abspath(os.path.expanduser(directory))
+    directory = absolute(os.path.expanduser(directory))
     spec = f"mnist_m:{directory}"
     check_split(spec, split)
     require_dir(directory, "mnist_m")
@@ -72,9 +73,9 @@ def load_mnist_m(directory, split, image_size=32, cache_dir=None):
     labels_path = os.path.join(directory, f"mnist_m_{split}_labels.txt")
     names, labels = parse_labels(labels_path, folder)
 
-    st_labels, st_folder = os.stat(labels_path), os.stat(folder)
-    key = fingerprint(CACHE_VERSION, directory, split, image_size, st_labels.st_size, st_labels.st_mtime_ns,
-                      st_folder.st_mtime_ns)
+    st_labels, st_folder = tf.io.gfile.stat(labels_path), tf.io.gfile.stat(folder)
+    key = fingerprint(CACHE_VERSION, directory, split, image_size, st_labels.length, st_labels.mtime_nsec,
+                      st_folder.mtime_nsec)
     cache_path = os.path.join(cache_root(cache_dir), f"mnist_m-{split}-{key}.npz")
     cached = load_npz(cache_path)
     if cached is not None:

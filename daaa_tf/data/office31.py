@@ -13,6 +13,7 @@ path, size and mtime), so it runs once per domain.
 
 import json
 import os
+import posixpath
 
 import numpy as np
 import tensorflow as tf
@@ -20,7 +21,9 @@ from absl import logging
 
 from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, cache_root, check_split, fingerprint
-from daaa_tf.io import write_json
+from daaa_tf.io import absolute, write_json
+
+gfile = tf.io.gfile
 
 DOMAINS = ("amazon", "dslr", "webcam")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -28,8 +31,8 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 def parse_spec(path):
     """``ROOT/DOMAIN`` -> (abs ROOT, DOMAIN)."""
-    path = os.path.abspath(os.path.expanduser(path))
-    root, domain = os.path.split(path.rstrip(os.sep))
+    path = absolute(os.path.expanduser(path))
+    root, domain = posixpath.split(path.rstrip("/"))
     if domain not in DOMAINS:
         raise UserError(f"office31:{path}: the last path component must be one of {DOMAINS} "
                         f"(office31:ROOT/DOMAIN), got {domain!r}")
@@ -39,13 +42,14 @@ def parse_spec(path):
 def images_dir(root, domain):
     """The folder holding ``domain``'s class folders, or None if the domain is absent."""
     base = os.path.join(root, domain)
-    if os.path.isdir(os.path.join(base, "images")):
+    if gfile.isdir(os.path.join(base, "images")):
         return os.path.join(base, "images")
-    return base if os.path.isdir(base) else None
+    return base if gfile.isdir(base) else None
 
 
 def class_folders(folder):
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+    return sorted(n.rstrip("/") for n in gfile.listdir(folder)
+                  if not n.startswith(".") and gfile.isdir(os.path.join(folder, n)))
 
 
 def check_classes(root, domain, classes):
@@ -68,7 +72,7 @@ def list_images(folder, classes):
     paths, labels = [], []
     for label, name in enumerate(classes):
         class_dir = os.path.join(folder, name)
-        for fname in sorted(os.listdir(class_dir)):
+        for fname in sorted(gfile.listdir(class_dir)):
             if fname.lower().endswith(IMAGE_EXTS) and not fname.startswith("."):
                 paths.append(os.path.join(class_dir, fname))
                 labels.append(label)
@@ -89,7 +93,7 @@ def find_unreadable(paths):
 
 def unreadable_cached(paths, folder, cache_dir):
     """``find_unreadable`` with its result cached under a key of every file's path, size and mtime."""
-    stats = [(p, s.st_size, s.st_mtime_ns) for p, s in ((p, os.stat(p)) for p in paths)]
+    stats = [(p, s.length, s.mtime_nsec) for p, s in ((p, gfile.stat(p)) for p in paths)]
     cache_path = os.path.join(cache_root(cache_dir), f"office31-check-{fingerprint(folder, stats)}.json")
     if os.path.exists(cache_path):
         try:
@@ -110,7 +114,7 @@ def load_office31(path, split, image_size=224, cache_dir=None):
     root, domain = parse_spec(path)
     spec = f"office31:{os.path.join(root, domain)}"
     check_split(spec, split)
-    if not os.path.isdir(root):
+    if not gfile.isdir(root):
         raise MissingFileError(f"{spec}: directory {root} does not exist")
     folder = images_dir(root, domain)
     if folder is None:

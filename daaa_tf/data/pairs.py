@@ -24,7 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from daaa_tf import MissingFileError, UserError
-from daaa_tf.io import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
+from daaa_tf.io import atomic_path, read_json, remove_stale_temporaries, sha256_file, size, write_json
+
+gfile = tf.io.gfile
 
 KINDS = ("source", "target")
 MANIFEST = "manifest.json"
@@ -58,7 +60,7 @@ def read_manifest(pairs_dir, verify=False):
     """
     path = os.path.join(pairs_dir, MANIFEST)
     fix = f"rerun trainers.cyclegan with the same flags to rewrite the pair shards (or delete {pairs_dir} first)"
-    if not os.path.exists(path):
+    if not gfile.exists(path):
         raise MissingFileError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
     m = read_json(path)
     if not isinstance(m, dict):
@@ -75,9 +77,9 @@ def read_manifest(pairs_dir, verify=False):
             if missing:
                 raise UserError(f"{path}: a {kind} shard entry lacks {', '.join(missing)}; {fix}")
             shard = os.path.join(pairs_dir, entry["file"])
-            if not os.path.isfile(shard):
+            if not (gfile.exists(shard) and not gfile.isdir(shard)):
                 raise MissingFileError(f"{shard}: pair shard listed in {path} is missing; {fix}")
-            if os.path.getsize(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
+            if size(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
                 raise UserError(f"{shard}: pair shard is truncated or changed (its size or sha256 differs from "
                                 f"{path}); {fix}")
     return m
@@ -153,8 +155,8 @@ class _Manifest:
         """The manifest entry of shard ``name`` if its file is intact (size and sha256 match), else None."""
         for e in self.data["shards"].get(kind, []):
             path = os.path.join(pairs_dir, name)
-            if (e["file"] == name and e["records"] == records and os.path.exists(path)
-                    and os.path.getsize(path) == e["bytes"] and sha256_file(path) == e["sha256"]):
+            if (e["file"] == name and e["records"] == records and gfile.exists(path)
+                    and size(path) == e["bytes"] and sha256_file(path) == e["sha256"]):
                 return e
         return None
 
@@ -244,18 +246,18 @@ def _write_shard(pairs_dir, name, count, reader, bar):
                 written += len(images)
                 if bar is not None:
                     bar.add(len(images))
-        entry = {"file": name, "records": count, "bytes": os.path.getsize(tmp), "sha256": sha256_file(tmp)}
+        entry = {"file": name, "records": count, "bytes": size(tmp), "sha256": sha256_file(tmp)}
     return entry
 
 
 def _remove_stale(pairs_dir, kind, keep):
     """Deletes ``kind`` shards of another shard count (a rerun with a new --shard_size)."""
-    if not os.path.isdir(pairs_dir):
+    if not gfile.isdir(pairs_dir):
         return
     pattern = re.compile(rf"^{kind}-\d{{5}}-of-\d{{5}}\.tfrecord$")
-    for name in os.listdir(pairs_dir):
+    for name in gfile.listdir(pairs_dir):
         if pattern.match(name) and name not in keep:
-            os.remove(os.path.join(pairs_dir, name))
+            gfile.remove(os.path.join(pairs_dir, name))
 
 
 def _progress(total, label):

@@ -103,15 +103,14 @@ def first_images(dataset, n):
 
 
 def batch_counts(batch_size, num_replicas=1):
-    """{"s": n_s, "t": n_t}: half source, half target; each >= 1 and a multiple of the number of replicas."""
-    n_s = batch_size // 2
-    counts = {"s": n_s, "t": batch_size - n_s}
-    for k, n in counts.items():
-        if n < 1 or n % num_replicas:
-            raise UserError(f"--batch_size={batch_size}: RevGrad splits it into {counts['s']} source + "
-                            f"{counts['t']} target images; each needs >= 1 and a multiple of the {num_replicas} "
-                            f"replica(s) ({k!r} has {n}): use a multiple of {2 * num_replicas}")
-    return counts
+    """{"s": n_s, "t": n_t}: per replica, half of b = B / R source (rounded down), the rest target; the global
+    counts are R times those (docs/design.md, "Batch layout and pairing"). B must be a multiple of R with b >= 2."""
+    b, r = batch_size // num_replicas, num_replicas
+    if batch_size % r or b < 2:
+        near = sorted({max(2 * r, batch_size - batch_size % r), batch_size - batch_size % r + r} - {batch_size})
+        raise UserError(f"--batch_size={batch_size}: RevGrad needs a multiple of the {r} replica(s) with at least "
+                        f"one source and one target image per replica: use --batch_size={' or '.join(map(str, near))}")
+    return {"s": r * (b // 2), "t": r * (b - b // 2)}
 
 
 def revgrad_dataset(source, target, counts, seed=0, skip_batches=0):

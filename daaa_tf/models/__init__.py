@@ -43,11 +43,9 @@ def head_variable_ids(model):
 
 def load_classifier(path):
     """Loads a classifier saved with ``model.save(path)``, with a one-line error when it is not one."""
-    import os
-
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise MissingFileError(f"no model at {path!r} (expected a .keras file written by trainers.source "
-                               "or trainers.adapt)")
+                                "or trainers.adapt)")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback

@@ -169,8 +169,6 @@ class ImagePool(keras.layers.Layer):
 
 def load_generator(path):
     """Loads a generator saved by trainers.cyclegan (``<run_dir>/cyclegan/g_st.keras`` or ``g_ts.keras``)."""
-    import os
-
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         raise MissingFileError(f"no generator at {path!r} (expected g_st.keras / g_ts.keras from trainers.cyclegan)")
     return keras.models.load_model(path, compile=False)

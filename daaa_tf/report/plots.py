@@ -20,8 +20,11 @@ ORDER = ("S", "RevGrad", "Tf", "S+Tf", "S+Tf+AT", "full-noAT", "full", "EM-A", "
 
 
 def _save(fig, path):
-    with io.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    import io as pyio
+
+    buffer = pyio.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    io.write_text(path, buffer.getvalue(), "wb")
     plt.close(fig)
     return path
 
@@ -132,11 +135,11 @@ def plot_attention(run_dir, runs, path, num_images, load_images):
     from daaa_tf.models import load_classifier, model_spec
 
     src_model = os.path.join(run_dir, "source", "model.keras")
-    if not os.path.exists(src_model):
+    if not io.gfile.exists(src_model):
         return None, "attention maps: skipped (no source/model.keras)"
     nets = [("source net = target\nnet before adaptation", src_model)]
     for v, label in (("full-noAT", "adapted\nwo L_AT"), ("full", "adapted\nw L_AT (DAAA)")):
-        if runs.get(v) and os.path.exists(os.path.join(runs[v][0].path, "model.keras")):
+        if runs.get(v) and io.gfile.exists(os.path.join(runs[v][0].path, "model.keras")):
             nets.append((label, os.path.join(runs[v][0].path, "model.keras")))
     if len(nets) < 2:
         return None, "attention maps: skipped (no adapted model.keras of full or full-noAT)"

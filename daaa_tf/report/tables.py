@@ -9,7 +9,6 @@ Layout read (see ``daaa_tf.pipeline.adapt_dir``): <run_dir>/source/metrics.json 
 """
 
 import dataclasses
-import glob
 import os
 import re
 
@@ -45,9 +44,9 @@ def _is_number(x):
 
 def collect(run_dir):
     """Finds every finished run. Returns (runs {variant: [Run, ...] sorted by seed}, incomplete [dirs], notes)."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    if io.gfile.exists(run_dir) and not io.gfile.isdir(run_dir):
         raise UserError(f"run directory {run_dir!r} is a file (expected runs/<exp> written by trainers.pipeline)")
-    if not os.path.isdir(run_dir):
+    if not io.gfile.isdir(run_dir):
         raise MissingFileError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
                                "trainers.pipeline)")
     runs, incomplete, notes = {}, [], []
@@ -71,13 +70,13 @@ def collect(run_dir):
             return
         runs.setdefault(variant, []).append(run)
 
-    if os.path.isdir(os.path.join(run_dir, "source")):
+    if io.gfile.isdir(os.path.join(run_dir, "source")):
         add("source", os.path.join(run_dir, "source"))
-    if os.path.isdir(os.path.join(run_dir, "adapt")):
+    if io.gfile.isdir(os.path.join(run_dir, "adapt")):
         add("full", os.path.join(run_dir, "adapt"))
-    for vdir in sorted(glob.glob(os.path.join(run_dir, "variants", "*"))):
-        for sdir in sorted(glob.glob(os.path.join(vdir, "seed*"))):
-            if os.path.isdir(sdir):
+    for vdir in sorted(io.gfile.glob(os.path.join(run_dir, "variants", "*"))):
+        for sdir in sorted(io.gfile.glob(os.path.join(vdir, "seed*"))):
+            if io.gfile.isdir(sdir):
                 add(os.path.basename(vdir), sdir)
     for v in runs:
         runs[v].sort(key=lambda r: r.seed)
@@ -200,7 +199,7 @@ def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
     runs, incomplete, notes = collect(run_dir)
     stats = summarize(runs)
     task = detect_task(runs)
-    os.makedirs(out_dir, exist_ok=True)
+    io.gfile.makedirs(out_dir)
     plots = {
         "accuracy": rp.plot_accuracy(runs, os.path.join(out_dir, "accuracy_vs_epoch.png")),
         "at_trend": rp.plot_at_trend(runs, os.path.join(out_dir, "at_trend.png")),
@@ -208,9 +207,8 @@ def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
                                        load_images or rp.target_test_images),
     }
     text = results_markdown(run_dir, runs, stats, task, incomplete, notes, plots)
-    with io.atomic_path(os.path.join(out_dir, "results.md")) as tmp, open(tmp, "w") as f:
-        f.write(text)
-    result = {"run_dir": os.path.abspath(run_dir), "task": task, "stats": stats,
+    io.write_text(os.path.join(out_dir, "results.md"), text)
+    result = {"run_dir": io.absolute(run_dir), "task": task, "stats": stats,
               "paper": {v: paper_value(task, v) for v in stats},
               "incomplete": [os.path.relpath(p, run_dir) for p in incomplete], "notes": notes,
               "plots": {k: (os.path.basename(p) if p else None) for k, (p, _) in plots.items()},

@@ -1,19 +1,21 @@
 """The export contract: endpoint names, artifact names and where each format lives (docs/design.md, "Export").
 
-Pure Python (no TensorFlow, no numpy): the writer, the parity gate, the runners and the CLIs all read these;
-the pipeline and the export stage guard export directories with ``check_export_dir`` (a folder is ours when it
-holds EXPORT_MARKER).
+Pure Python (no numpy; TensorFlow only inside ``default_model_path``, for ``tf.io.gfile``): the writer, the parity
+gate, the runners and the CLIs all read these; the pipeline and the export stage guard export directories with
+``check_export_dir`` (a folder is ours when it holds EXPORT_MARKER).
 """
 
 import os
 
-from daaa_tf import MissingFileError, UserError, __version__
-from daaa_tf.io import read_json, remove_stale_temporaries, write_json
+from daaa_tf import MissingFileError, UserError, __version__, io
+from daaa_tf.io import is_file, read_json, remove_stale_temporaries, write_json
 
 SERVING = "serving_default"  # (images: uint8 [N, H, W, 3]) -> {probabilities [N, K], class_ids [N]}
+SERVING_BYTES = "serving_bytes"  # (image_bytes: string [N], PNG/JPEG/BMP/GIF) -> the same as serving_default
 ATTENTION = "attention"  # (images) -> {"<ii>_<layer>": float32 [N, H_l, W_l]}, Eq. 4 maps
 METADATA = "metadata"  # () -> {class_names, tap_names, image_size, arch}
 SAVED_MODEL = "saved_model"
+SAVED_MODEL_VERSION = "1"  # <export>/saved_model/1/saved_model.pb: the numeric version directory TF Serving reads
 LABELS_FILE = "labels.txt"
 TFLITE_MODES = ("float", "dynamic", "int8")
 FORMATS = (SAVED_MODEL,) + TFLITE_MODES
@@ -31,13 +33,20 @@ def artifact_path(export_dir, fmt):
     return os.path.join(export_dir, SAVED_MODEL if fmt == SAVED_MODEL else tflite_name(fmt))
 
 
+def saved_model_version(base):
+    """The version directory inside a SavedModel base directory (what ``tf.saved_model.load`` reads)."""
+    return os.path.join(base, SAVED_MODEL_VERSION)
+
+
 def default_model_path(run_dir):
     """``<run_dir>/adapt/model.keras`` if it exists, else ``<run_dir>/source/model.keras``."""
     adapt = os.path.join(run_dir, "adapt", "model.keras")
     source = os.path.join(run_dir, "source", "model.keras")
-    if os.path.exists(adapt):
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(adapt):
         return adapt
-    if os.path.exists(source):
+    if tf.io.gfile.exists(source):
         return source
     raise MissingFileError(f"--model not given and neither {adapt!r} nor {source!r} exists "
                            "(train a model first, or pass --model=PATH.keras)")
@@ -46,7 +55,7 @@ def default_model_path(run_dir):
 def is_our_export(export_dir):
     """True if ``export_dir`` was written by this package: it holds EXPORT_MARKER, or (an export from before the
     marker) a parity.json of ours."""
-    if os.path.isfile(os.path.join(export_dir, EXPORT_MARKER)):
+    if is_file(os.path.join(export_dir, EXPORT_MARKER)):
         return True
     try:
         parity = read_json(os.path.join(export_dir, PARITY_FILE))
@@ -60,13 +69,13 @@ def check_export_dir(export_dir):
     """Refuses (UserError) an export directory that is a file, or an existing non-empty folder that is not an
     export of ours (its labels.txt / parity.json are the user's: never overwritten, whatever --overwrite says).
     Removes the staging folders and temporary files an interrupted export left."""
-    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+    if is_file(export_dir):
         raise UserError(f"--export_dir={export_dir}: is an existing file; expected a folder (new, empty, or an "
                         "earlier export)")
-    if not os.path.isdir(export_dir):
+    if not io.gfile.isdir(export_dir):
         return
     remove_stale_temporaries(export_dir, recursive=False)
-    if os.listdir(export_dir) and not is_our_export(export_dir):
+    if io.gfile.listdir(export_dir) and not is_our_export(export_dir):
         raise UserError(f"--export_dir={export_dir}: already exists and is not a checked export (no {EXPORT_MARKER} "
                         f"or {PARITY_FILE} written by daaa_tf in it); refusing to write into a folder that may hold "
                         "your own files: pass an --export_dir that is new, empty, or an earlier export")
@@ -74,8 +83,8 @@ def check_export_dir(export_dir):
 
 def mark_export_dir(export_dir):
     """Writes EXPORT_MARKER into ``export_dir`` (created) unless it is there."""
-    os.makedirs(export_dir, exist_ok=True)
+    io.gfile.makedirs(export_dir)
     marker = os.path.join(export_dir, EXPORT_MARKER)
-    if not os.path.isfile(marker):
+    if not is_file(marker):
         write_json(marker, {"written_by": f"daaa_tf {__version__} (export.saved_model / export.tflite)",
                             "contract": "docs/design.md, Export"})

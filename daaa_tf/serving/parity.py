@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from daaa_tf import io
 from daaa_tf.io import read_json
 from daaa_tf.serving.contract import FORMATS, PARITY_FILE, SAVED_MODEL, artifact_path
 from daaa_tf.serving.runners import run_batched
@@ -130,6 +131,6 @@ def up_to_date(export_dir, fmt, model_sha256):
     the model with this sha256 (so re-exporting the same model can keep it instead of refusing)."""
     parity = read_json(os.path.join(export_dir, PARITY_FILE), {}) or {}
     row = parity.get("formats", {}).get(fmt, {})
-    return (os.path.exists(artifact_path(export_dir, fmt)) and bool(model_sha256)
+    return (io.gfile.exists(artifact_path(export_dir, fmt)) and bool(model_sha256)
             and parity.get("reference", {}).get("model_sha256") == model_sha256
             and bool(row.get("ok")) and bool(row.get("installed")))

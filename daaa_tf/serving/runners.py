@@ -16,11 +16,14 @@ class SavedModelRunner:
     """Runs the ``serving_default`` (and ``attention``) of a SavedModel loaded with plain TF."""
 
     def __init__(self, path):
-        if not _is_saved_model(path):
-            raise UserError(f"{path!r} is not a SavedModel directory (no saved_model.pb)")
+        """``path``: a SavedModel directory, or a base directory of numeric versions (the newest is used)."""
+        version = resolve_saved_model(path)
+        if version is None:
+            raise UserError(f"{path!r} is not a SavedModel directory (no saved_model.pb, nor a numeric version "
+                            "directory holding one)")
         import tensorflow as tf
 
-        self.path = path
+        path = self.path = version
         try:
             self.loaded = tf.saved_model.load(path)
         except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
@@ -77,9 +80,31 @@ class TFLiteRunner:
         return np.asarray(out["probabilities"], np.float32), np.asarray(out["class_ids"])
 
 
+def _exists(path):
+    if "://" in path:  # another filesystem: TensorFlow's
+        import tensorflow as tf
+
+        return tf.io.gfile.exists(path)
+    return os.path.exists(path)
+
+
 def _is_saved_model(path):
-    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, n))
-                                       for n in ("saved_model.pb", "saved_model.pbtxt"))
+    return any(_exists(os.path.join(path, n)) for n in ("saved_model.pb", "saved_model.pbtxt"))
+
+
+def resolve_saved_model(path):
+    """``path`` if it is a SavedModel directory; else the highest numeric version directory under it that is one
+    (the TF Serving layout <base>/<version>/saved_model.pb); else None."""
+    if _is_saved_model(path):
+        return path
+    if "://" in path:
+        import tensorflow as tf
+
+        names = tf.io.gfile.listdir(path) if tf.io.gfile.isdir(path) else []
+    else:
+        names = os.listdir(path) if os.path.isdir(path) else []
+    versions = sorted((int(n.strip("/")) for n in names if n.strip("/").isdigit()), reverse=True)
+    return next((os.path.join(path, str(v)) for v in versions if _is_saved_model(os.path.join(path, str(v)))), None)
 
 
 def batches(n, batch_size):
@@ -112,10 +137,10 @@ def read_labels(path):
 
 def load_runner(path, num_threads=None):
     """A SavedModelRunner for a SavedModel directory, a TFLiteRunner for a .tflite file."""
-    if not os.path.exists(path):
+    if not _exists(path):
         raise MissingFileError(f"--model: no model at {path!r} (expected a SavedModel directory or a .tflite "
-                               "file written by export.saved_model / export.tflite)")
-    if os.path.isdir(path):
+                                "file written by export.saved_model / export.tflite)")
+    if resolve_saved_model(path) or os.path.isdir(path):
         return SavedModelRunner(path)
     if path.endswith((".keras", ".h5")):
         raise UserError(f"--model: {path!r} is a Keras model; export it first (python -m export.saved_model) "
@@ -130,7 +155,7 @@ def attention_runner(runner):
     if isinstance(runner, SavedModelRunner):
         return runner
     beside = os.path.join(os.path.dirname(os.path.abspath(runner.path)), SAVED_MODEL)
-    if not _is_saved_model(beside):
+    if resolve_saved_model(beside) is None:
         raise UserError(f"--attention_out: attention maps need the SavedModel (the .tflite files carry only "
                         f"serving_default), and there is none at {beside!r}; run python -m export.saved_model")
     return SavedModelRunner(beside)

@@ -6,8 +6,10 @@ TFLite conversion keeps uninitialised variables and silently returns NaN (docs/d
 compared with the Keras model on the target test set (``daaa_tf.serving.parity``), and a format outside its bound is
 not installed (``daaa_tf.serving.parity.check_bounds``).
 
-Signatures of ``saved_model/``:
+Signatures of ``saved_model/1/`` (the numeric version directory TF Serving expects):
   serving_default(images: uint8 [N, H, W, 3]) -> {probabilities: float32 [N, K], class_ids: int32 [N]}
+  serving_bytes(image_bytes: string [N]) -> the same, from encoded PNG / JPEG / BMP / GIF images (decoded to RGB,
+      resized bilinearly to H x W when their size differs, like ``export.predict``)
   attention(images: uint8 [N, H, W, 3]) -> {"<ii>_<layer>": float32 [N, H_l, W_l]}, Eq. 4 maps, L2-normalised
   metadata() -> {class_names: string [K], tap_names: string [L], image_size: int32 [2], arch: string []}
 """
@@ -22,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf import UserError
+from daaa_tf import UserError, io
 from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import build_classifier, model_spec, preprocess
@@ -34,14 +36,16 @@ from daaa_tf.serving.contract import (
     PARITY_FILE,
     SAVED_MODEL,
     SERVING,
+    SERVING_BYTES,
     TFLITE_MODES,
     artifact_path,
     check_export_dir,
     mark_export_dir,
+    saved_model_version,
     tflite_name,
 )
 from daaa_tf.serving.parity import default_bounds, evaluate_format, merge_parity
-from daaa_tf.serving.runners import SavedModelRunner, TFLiteRunner, batches, default_batch_size
+from daaa_tf.serving.runners import SavedModelRunner, TFLiteRunner, batches, default_batch_size, resolve_saved_model
 
 
 def as_float32(model):
@@ -86,6 +90,10 @@ def build_archive(model, class_names=None):
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         return {"probabilities": probabilities, "class_ids": tf.argmax(probabilities, -1, output_type=tf.int32)}
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve_bytes(image_bytes):
+        return serve(decode_images(image_bytes, (h, w)))
+
     @tf.function(input_signature=[image_spec])
     def attention(images):
         taps = model(preprocess(images, arch), training=False)["taps"]
@@ -106,14 +114,31 @@ def build_archive(model, class_names=None):
     # endpoints use (which the archive tracks by itself), doubling the SavedModel's size.
     archive = keras.export.ExportArchive()
     archive.add_endpoint(SERVING, serve)
+    archive.add_endpoint(SERVING_BYTES, serve_bytes)
     archive.add_endpoint(ATTENTION, attention)
     archive.add_endpoint(METADATA, metadata)
     return archive
 
 
+def decode_images(image_bytes, size):
+    """string [N] of encoded images -> uint8 [N, H, W, 3]: decoded to RGB (grey and RGBA converted), resized
+    bilinearly (antialiased) to ``size`` when an image has another size, rounded back to uint8."""
+
+    def one(data):
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        same = tf.reduce_all(tf.equal(tf.shape(image)[:2], size))
+        image = tf.cond(same, lambda: image, lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
+            image, size, method="bilinear", antialias=True)), 0, 255), tf.uint8))
+        return tf.ensure_shape(image, [*size, 3])
+
+    return tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([*size, 3], tf.uint8))
+
+
 def write_saved_model(model, path, class_names=None):
-    """Writes the SavedModel of ``build_archive`` to ``path`` (a new directory; no checks, no rename)."""
-    build_archive(model, class_names).write_out(path, verbose=False)
+    """Writes the SavedModel of ``build_archive`` into ``path``/1 (``path`` a new directory: the base TF Serving
+    watches; no checks, no rename). Returns ``path``."""
+    build_archive(model, class_names).write_out(saved_model_version(path), verbose=False)
     return path
 
 
@@ -126,6 +151,7 @@ def convert_tflite(saved_model_dir, mode, representative_images=None):
     """
     if mode not in TFLITE_MODES:
         raise ValueError(f"TFLite mode must be one of {TFLITE_MODES}, got {mode!r}")
+    saved_model_dir = resolve_saved_model(saved_model_dir) or saved_model_dir  # a version base: its newest
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SERVING])
     if mode != "float":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -158,9 +184,9 @@ def keras_probabilities(model, images, batch_size=None):
 
 
 def directory_size(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+    if not io.gfile.isdir(path):
+        return io.size(path)
+    return sum(io.size(os.path.join(d, f)) for d, _, files in io.gfile.walk(path) for f in files)
 
 
 def export_formats(model, export_dir, formats, parity_images, parity_labels, calibration_images=None,
@@ -188,7 +214,9 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
             "accuracy": float(100.0 * (reference.argmax(-1) == np.asarray(parity_labels)).mean())}
     info["image_size"] = list(spec["image_size"])
     rows = {}
-    staging = tempfile.mkdtemp(prefix=".export.", dir=export_dir)
+    # Staged on local disk beside the export (or in the local temp dir when the export is on another filesystem:
+    # the TFLite converter and interpreter read local files); installed by copy + rename.
+    staging = tempfile.mkdtemp(prefix=".export.", dir=None if io.is_remote(export_dir) else export_dir)
     try:
         saved_model = os.path.join(staging, SAVED_MODEL)
         log("writing the SavedModel")
@@ -200,8 +228,7 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     names = [str(c) for c in (class_names or range(spec["num_classes"]))]
-    with atomic_path(os.path.join(export_dir, LABELS_FILE)) as tmp, open(tmp, "w") as f:
-        f.write("".join(f"{n}\n" for n in names))
+    io.write_text(os.path.join(export_dir, LABELS_FILE), "".join(f"{n}\n" for n in names))
     path = os.path.join(export_dir, PARITY_FILE)
     parity = merge_parity(read_json(path, {}), info, rows)
     write_json(path, parity)
@@ -215,7 +242,7 @@ def _check_request(spec, export_dir, formats, parity_images, calibration_images,
     if unknown or not formats:
         raise UserError(f"export formats: expected some of {FORMATS}, got {list(formats)}")
     targets = {f: artifact_path(export_dir, f) for f in formats}
-    existing = [p for p in targets.values() if os.path.exists(p)]
+    existing = [p for p in targets.values() if io.gfile.exists(p)]
     if existing and not overwrite:
         raise UserError(f"{existing[0]!r} already exists (pass --overwrite to replace it)")
     if "int8" in formats and (calibration_images is None or len(calibration_images) == 0):
@@ -248,7 +275,7 @@ def _stage_and_install(fmt, saved_model, staging, target, calibration_images, pa
     if row["installed"]:
         with atomic_path(target) as tmp:
             if fmt == SAVED_MODEL:
-                shutil.copytree(artifact, tmp)  # the staged copy is still needed for conversion
+                io.copy_tree(artifact, tmp)  # the staged copy is still needed for conversion
             else:
-                os.replace(artifact, tmp)
+                io.gfile.copy(artifact, tmp, overwrite=True)
     return row

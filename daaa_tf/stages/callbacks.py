@@ -220,4 +220,4 @@ class Backup(keras.callbacks.Callback):
 
     @staticmethod
     def exists(directory):
-        return tf.train.latest_checkpoint(directory) is not None if os.path.isdir(directory) else False
+        return tf.train.latest_checkpoint(directory) is not None if io.gfile.isdir(directory) else False

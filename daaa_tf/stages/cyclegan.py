@@ -17,7 +17,7 @@ import tensorflow as tf
 from daaa_tf import StageError, UserError, runtime
 from daaa_tf.data import pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
-from daaa_tf.io import atomic_path, read_json, write_json
+from daaa_tf.io import atomic_path, read_json, write_json, write_text
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
 from daaa_tf.stages import fingerprint as run_fingerprint
@@ -54,12 +54,10 @@ class EpochEnd(keras.callbacks.Callback):
         seconds = time.perf_counter() - self.t0
         self.manager.save(checkpoint_number=step)
         grid = sample_grid(self.model, self.x_s, self.x_t)
-        os.makedirs(os.path.join(self.out_dir, "samples"), exist_ok=True)
         png = tf.io.encode_png(grid).numpy()
         for path in (os.path.join(self.out_dir, "samples", f"step_{step:07d}.png"),
                      os.path.join(self.out_dir, "samples.png")):
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                f.write(png)
+            write_text(path, png, "wb")
         with self.writer.as_default():
             tf.summary.image("samples (real | translated | reconstructed)", grid[None], step=step)
         self.writer.flush()
@@ -71,9 +69,11 @@ class EpochEnd(keras.callbacks.Callback):
 
 
 def _check_batch(c, strategy):
-    if c.batch_size % strategy.num_replicas_in_sync:
-        raise UserError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
-                        f"{strategy.num_replicas_in_sync} replicas")
+    r = strategy.num_replicas_in_sync
+    if c.batch_size % r:
+        near = sorted({max(r, c.batch_size - c.batch_size % r), c.batch_size - c.batch_size % r + r})
+        raise UserError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the {r} replicas: use "
+                        f"--cyclegan_batch_size={' or '.join(map(str, near))}")
 
 
 def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None, sample_count=8,
@@ -100,7 +100,8 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     callback = EpochEnd(manager, out_dir, x_s, x_t, c.batch_size, history)
     t0, step0 = time.perf_counter(), step
     if step < c.steps:
-        tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False)
+        tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False,
+                                                  profile_batch=tuple(getattr(c, "profile_steps", ())) or 0)
         spe = c.steps_per_epoch
         full_epochs = c.steps // spe
         while model.step_count() < c.steps:

@@ -8,7 +8,7 @@ shows was exported from the same model (sha256) within its bounds: that is kept 
 import os
 import sys
 
-from daaa_tf import UserError
+from daaa_tf import UserError, io
 from daaa_tf.io import read_json
 
 
@@ -36,7 +36,7 @@ def _todo(cfg, formats, export_dir, model_path, sha256, log):
     todo = []
     for fmt in formats:
         path = artifact_path(export_dir, fmt)
-        if os.path.exists(path) and not cfg.overwrite:
+        if io.gfile.exists(path) and not cfg.overwrite:
             if not up_to_date(export_dir, fmt, sha256):
                 raise UserError(f"{path!r} already exists and is not a checked export of {model_path} "
                                 "(pass --overwrite to replace it)")
@@ -81,7 +81,7 @@ def export_model(cfg, formats, log=None):
         log(f"note: the target has {len(class_names)} classes, the model {spec['num_classes']}; "
             "labels.txt gets class indices")
         class_names = None
-    info = {"model": os.path.abspath(model_path), "model_sha256": sha256,
+    info = {"model": io.absolute(model_path), "model_sha256": sha256,
             "target": cfg.target, "num_calibration": int(0 if calibration is None else len(calibration))}
     parity, failed = writer.export_formats(
         model, cfg.export_dir, formats, images, labels, calibration_images=calibration, class_names=class_names,

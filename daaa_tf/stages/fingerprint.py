@@ -49,7 +49,7 @@ def settings(cfg):
 
 def file_identity(path):
     """sha256 of a file, or "missing"."""
-    return f"sha256:{io.sha256_file(path)}" if path and os.path.isfile(path) else "missing"
+    return f"sha256:{io.sha256_file(path)}" if io.is_file(path) else "missing"
 
 
 def stage_inputs(cfg):
@@ -108,17 +108,17 @@ def check(stage_dir, fp, overwrite=False):
         return "overwrite"
     raise StageError(f"{stage_dir} holds a {fp['stage']} run with other settings or inputs: {', '.join(diff)}; pass "
                      f"--overwrite to start this stage afresh (the old run is moved to "
-                     f"{os.path.basename(os.path.normpath(stage_dir))}.old-<timestamp>), or use another --run_dir")
+                     f"{os.path.basename(stage_dir.rstrip('/'))}.old-<timestamp>), or use another --run_dir")
 
 
 def move_aside(stage_dir):
     """Renames ``stage_dir`` to <stage_dir>.old-<UTC timestamp>[-n] (nothing is deleted); returns the new name."""
-    old = f"{os.path.normpath(stage_dir)}.old-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    old = f"{stage_dir.rstrip('/')}.old-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
     n, name = 1, old
-    while os.path.exists(name):
+    while io.gfile.exists(name):
         n += 1
         name = f"{old}-{n}"
-    os.replace(stage_dir, name)
+    io.move(stage_dir, name)
     print(f"{stage_dir}: the previous run (other settings or inputs) was moved to {name}")
     return name
 
@@ -137,11 +137,10 @@ def claim(stage_dir, cfg, overwrite=None, inputs=None):
     state = check(stage_dir, fp, overwrite)
     if state == "overwrite":
         move_aside(stage_dir)
-    os.makedirs(stage_dir, exist_ok=True)
+    io.gfile.makedirs(stage_dir)
     io.remove_stale_temporaries(stage_dir)  # what a killed run of this stage left
     io.write_json(os.path.join(stage_dir, FILE), fp)
-    with io.atomic_path(os.path.join(stage_dir, "flags.txt")) as tmp, open(tmp, "w") as fh:
-        fh.write("\n".join(flag_lines(cfg)) + "\n")
+    io.write_text(os.path.join(stage_dir, "flags.txt"), "\n".join(flag_lines(cfg)) + "\n")
     return fp, state
 
 

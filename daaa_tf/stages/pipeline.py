@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 
 from daaa_tf import StageError, config, experiments, io
-from daaa_tf.serving.contract import PARITY_FILE, check_export_dir, mark_export_dir
+from daaa_tf.serving.contract import PARITY_FILE, SAVED_MODEL_VERSION, check_export_dir, mark_export_dir
 from daaa_tf.serving.parity import PARITY_FAILED_EXIT, failed_formats
 from daaa_tf.stages import fingerprint as fingerprints
 
@@ -77,8 +77,8 @@ def plan(values, variants=("full",), seeds=(0,), export=True, revgrad=False):
     if export:
         cfg = config.build(config.ExportConfig, values)
         stages.append(_stage("export saved_model", export_model, cfg,
-                             os.path.join(cfg.export_dir, "saved_model", "saved_model.pb"), cfg.export_dir,
-                             ["saved_model"], parity_stage=True))
+                             os.path.join(cfg.export_dir, "saved_model", SAVED_MODEL_VERSION, "saved_model.pb"),
+                             cfg.export_dir, ["saved_model"], parity_stage=True))
         stages.append(_stage("export tflite", export_model, cfg, os.path.join(cfg.export_dir, PARITY_FILE),
                              cfg.export_dir, list(cfg.tflite_formats), parity_stage=True))
     return stages
@@ -100,7 +100,7 @@ def up_to_date(stage):
 
 
 def is_complete(stage):
-    if not os.path.exists(stage.done_file):
+    if not io.gfile.exists(stage.done_file):
         return False
     if stage.name in ("cyclegan", "export tflite"):  # manifest.json / parity.json say whether they are complete
         return bool((io.read_json(stage.done_file) or {}).get("complete"))
@@ -114,16 +114,12 @@ def _run_one(stage):
         check_export_dir(stage.out_dir)
         mark_export_dir(stage.out_dir)
     if stage.config is not None and stage.out_dir:
-        os.makedirs(stage.out_dir, exist_ok=True)
-        with open(os.path.join(stage.out_dir, "flags.txt"), "w") as fh:
-            fh.write("\n".join(fingerprints.flag_lines(stage.config)) + "\n")
+        io.write_text(os.path.join(stage.out_dir, "flags.txt"), "\n".join(fingerprints.flag_lines(stage.config)) + "\n")
     try:
         status = stage.run()
     except Exception as e:  # noqa: BLE001  (reported as one line; the traceback is kept in a file)
         where = stage.out_dir or os.getcwd()
-        os.makedirs(where, exist_ok=True)
-        with open(os.path.join(where, "error.txt"), "w") as fh:
-            fh.write(traceback.format_exc())
+        io.write_text(os.path.join(where, "error.txt"), traceback.format_exc())
         raise StageError(f"stage {stage.name!r} failed: {type(e).__name__}: {' '.join(str(e).split())} (traceback "
                          f"in {os.path.join(where, 'error.txt')}); fix the cause and rerun the pipeline: completed "
                          "stages are skipped") from None
@@ -192,12 +188,11 @@ def run_pipeline(values, cfg, log=print):
 
     values = {**values, "run_dir": cfg.run_dir}
     stages = plan(values, cfg.variants, tuple(range(cfg.seed, cfg.seed + cfg.seeds)), cfg.export, cfg.revgrad)
-    os.makedirs(cfg.run_dir, exist_ok=True)
+    io.gfile.makedirs(cfg.run_dir)
     configs = [stages[0].config, stages[1].config, config.build(config.AdaptConfig, values), cfg]
     configs += [s.config for s in stages if s.name.startswith(("revgrad", "export"))]
     lines = dict.fromkeys(line for c in configs for line in fingerprints.flag_lines(c))  # no --overwrite
-    with open(os.path.join(cfg.run_dir, "pipeline.flags"), "w") as fh:
-        fh.write("\n".join(lines) + "\n")
+    io.write_text(os.path.join(cfg.run_dir, "pipeline.flags"), "\n".join(lines) + "\n")
     times = run(stages, log)
     exports = [s.config for s in stages if s.parity_stage]
     failed = failed_exports(cfg.run_dir, exports[0].export_dir) if exports else []

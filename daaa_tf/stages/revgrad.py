@@ -64,7 +64,7 @@ def run_revgrad(cfg: RevGradConfig):
     history = model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
                         initial_epoch=initial_epoch, validation_data=val,
                         callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
-                                   keras.callbacks.TensorBoard(tb_dir)],
+                                   keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)],
                         verbose=runtime.fit_verbosity())
     if guard.bad_step is not None:
         raise StageError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "

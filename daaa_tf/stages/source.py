@@ -37,7 +37,7 @@ def train_source(cfg: SourceConfig):
     _, state = fingerprint.claim(cfg.out_dir, cfg)
     metrics_path = os.path.join(cfg.out_dir, "metrics.json")
     previous = io.read_json(metrics_path) if state == "same" else None
-    if previous and previous.get("epochs") == cfg.epochs and os.path.exists(os.path.join(cfg.out_dir,
+    if previous and previous.get("epochs") == cfg.epochs and io.gfile.exists(os.path.join(cfg.out_dir,
                                                                                          "model.keras")):
         print(f"the source stage in {cfg.out_dir} is complete with these settings; kept as it is "
               "(--overwrite does not redo a run with the same settings: use another --run_dir)")
@@ -61,7 +61,8 @@ def train_source(cfg: SourceConfig):
         epochs=cfg.epochs, initial_epoch=initial_epoch,
         validation_data=batched(src_test, cfg.arch, cfg.eval_batch_size),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
-                   keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"))],
+                   keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"),
+                                               profile_batch=tuple(cfg.profile_steps) or 0)],
         verbose=runtime.fit_verbosity())
     if any(not math.isfinite(v) for v in history.history.get("loss", [])):
         raise StageError(f"source training diverged (NaN loss); the last good epoch is kept in "
