@@ -1,6 +1,6 @@
 """The per-stage ``tf.data`` pipelines (docs/design.md, "Batch layout and pairing").
 
-source stage: ``batched``; CycleGAN stage: ``conform_domain``/``conform_images`` (size policy),
+source stage: ``batched``, ``epoch_batches``; CycleGAN stage: ``conform_domain``/``conform_images`` (size policy),
 ``training_pairs``, ``first_images``; RevGrad: ``batch_counts``, ``revgrad_dataset``; export: ``take_examples``.
 The adaptation stage's four-stream mixing lives in ``daaa_tf.data.mixing``.
 """
@@ -22,6 +22,24 @@ def batched(domain, arch, batch_size, shuffle=False, seed=0):
     if shuffle:
         ds = ds.shuffle(min(domain.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=shuffle)
+    ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batches(domain, arch, batch_size, seed, first_epoch, epochs):
+    """Training batches of epochs ``first_epoch`` .. ``epochs - 1``, ``num_examples // batch_size`` per epoch.
+
+    Epoch e is the domain shuffled with the seed ``(seed, e)`` alone (a shuffle re-created per epoch), so a run
+    resumed at epoch e sees exactly the batches the uninterrupted run saw from epoch e on (docs/design.md,
+    "Resume contract"); nothing before ``first_epoch`` is read or decoded.
+    """
+    base, buffer = domain.dataset(), min(max(domain.num_examples, 1), 20000)
+
+    def one_epoch(epoch):
+        return base.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False) \
+            .batch(batch_size, drop_remainder=True)
+
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
     ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
