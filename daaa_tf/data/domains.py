@@ -134,12 +134,15 @@ def resize_uint8(images, size, chunk=8192):
 
 
 def decode_file(path, size):
-    """tf.data map function: file path -> uint8 [size, size, 3] (grey replicated, alpha dropped).
+    """tf.data map function: file path -> uint8 [size, size, 3].
 
-    Any format ``tf.io.decode_image`` reads (JPEG, PNG, BMP, GIF's first frame); bilinear resize
-    (antialiased when shrinking), skipped when the image already has the size.
+    Decoded by the project's one reader (``daaa_tf.data.images.read_image``: any format Pillow reads, 16-bit,
+    palette, CMYK, alpha composited on white, pixel limit); bilinear resize (antialiased when shrinking),
+    skipped when the image already has the size.
     """
-    img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    from daaa_tf.data.images import decode_tensor
+
+    img = decode_tensor(path)
 
     def resize():
         x = tf.image.resize(img, [size, size], method="bilinear", antialias=True)

@@ -25,7 +25,7 @@ from daaa_tf.data.domains import (
 )
 
 CLASS_NAMES = [str(i) for i in range(10)]
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: decoded by daaa_tf.data.images (was tf.io.decode_image)
 
 
 def parse_labels(path, folder):

@@ -6,7 +6,7 @@ be the same in every domain present under ROOT.
 
 Images are held as file paths and decoded inside ``tf.data``. ``tfds.folder_dataset.ImageFolder`` reads the
 same layout but fails mid-epoch on a corrupt file, so instead a first pass decodes every file once with the
-very decoder the pipeline uses (``tf.io.decode_image`` in a parallel ``tf.data`` map with ``ignore_errors``)
+very decoder the pipeline uses (``daaa_tf.data.images``, in a parallel ``tf.data`` map with ``ignore_errors``)
 and leaves out, counts and reports the files that fail. The pass's result is cached (keyed by every file's
 path, size and mtime), so it runs once per domain.
 """
@@ -19,10 +19,11 @@ import tensorflow as tf
 from absl import logging
 
 from daaa_tf.data.domains import Domain, cache_root, check_split, fingerprint
+from daaa_tf.data.images import decode_tensor
 from daaa_tf.io import write_json
 
 DOMAINS = ("amazon", "dslr", "webcam")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def parse_spec(path):
@@ -75,10 +76,9 @@ def list_images(folder, classes):
 
 
 def find_unreadable(paths):
-    """Indices of the files ``tf.io.decode_image`` cannot decode (one parallel pass, errors ignored)."""
+    """Indices of the files ``read_image`` cannot decode (one parallel pass, errors ignored)."""
     def probe(i, path):
-        img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return i, tf.shape(img)[0]
+        return i, tf.shape(decode_tensor(path))[0]
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), paths))
     ds = ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
@@ -89,7 +89,7 @@ def find_unreadable(paths):
 def unreadable_cached(paths, folder, cache_dir):
     """``find_unreadable`` with its result cached under a key of every file's path, size and mtime."""
     stats = [(p, s.st_size, s.st_mtime_ns) for p, s in ((p, os.stat(p)) for p in paths)]
-    cache_path = os.path.join(cache_root(cache_dir), f"office31-check-{fingerprint(folder, stats)}.json")
+    cache_path = os.path.join(cache_root(cache_dir), f"office31-check-{fingerprint('images', folder, stats)}.json")
     if os.path.exists(cache_path):
         try:
             with open(cache_path) as f:
