@@ -120,6 +120,7 @@ def _decoded_pairs(pairs_dir, kind):
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+@pytest.mark.slow
 def test_cyclegan_training_and_translation(straight, tmp_path):
     from daaa_tf.data import pairs
 
