@@ -34,12 +34,15 @@ def epoch_batches(domain, arch, batch_size, seed, first_epoch, epochs):
     "Resume contract"); nothing before ``first_epoch`` is read or decoded.
     """
     base, buffer = domain.dataset(), min(max(domain.num_examples, 1), 20000)
-
-    def one_epoch(epoch):
-        return base.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False) \
-            .batch(batch_size, drop_remainder=True)
-
-    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    steps = domain.num_examples // batch_size
+    # One dataset per epoch with a Python int seed (a tensor seed inside flat_map fails in tf.random's
+    # get_seed when the global seed is 0), read one after the other by a flat choose_from_datasets.
+    per_epoch = [base.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+                 .batch(batch_size, drop_remainder=True) for e in range(first_epoch, epochs)]
+    if not per_epoch:
+        return base.batch(batch_size).take(0)
+    order = tf.data.Dataset.range(len(per_epoch)).flat_map(lambda k: tf.data.Dataset.from_tensors(k).repeat(steps))
+    ds = tf.data.Dataset.choose_from_datasets(per_epoch, order)
     ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
