@@ -1,7 +1,10 @@
-"""The one image reader (daaa_tf.data.images): each mode decoded to the right uint8 RGB values, the pixel limit
+"""The one image reader (daaa_tf.images): each mode decoded to the right uint8 RGB values, the pixel limit
 (decompression bombs refused per file, with one line), and the readers that use it (training folders, predict)."""
 
+import os
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -9,8 +12,8 @@ import pytest
 import test_export_fixtures as fx
 from PIL import Image
 
-from daaa_tf.data import images
-from daaa_tf.data.images import read_image
+from daaa_tf import images
+from daaa_tf.images import read_image
 
 trained_model, exported = fx.trained_model, fx.exported  # session fixtures shared with the export tests
 
@@ -190,3 +193,15 @@ def test_predict_skips_a_bomb_and_classifies_the_others(exported, tmp_path):
     assert errors[0].startswith(f"error: {bomb}: refused") and "Traceback" not in proc.stderr
     assert errors[-1] == "error: 1 of 3 image(s) could not be read"
 
+
+
+def test_predict_reader_does_not_import_tensorflow(tmp_path):
+    """export.predict with a .tflite model runs without TensorFlow: reading an image must not import it."""
+    Image.new("RGBA", (5, 4)).save(tmp_path / "a.png")
+    script = ("import sys\nfrom daaa_tf.serving import overlay\n"
+              f"img, notes = overlay.read_image({str(tmp_path / 'a.png')!r}, (4, 5))\n"
+              "print(img.shape, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": fx.ROOT})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[0] == "(4, 5, 3) False"

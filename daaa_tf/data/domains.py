@@ -136,11 +136,11 @@ def resize_uint8(images, size, chunk=8192):
 def decode_file(path, size):
     """tf.data map function: file path -> uint8 [size, size, 3].
 
-    Decoded by the project's one reader (``daaa_tf.data.images.read_image``: any format Pillow reads, 16-bit,
+    Decoded by the project's one reader (``daaa_tf.images.read_image``: any format Pillow reads, 16-bit,
     palette, CMYK, alpha composited on white, pixel limit); bilinear resize (antialiased when shrinking),
     skipped when the image already has the size.
     """
-    from daaa_tf.data.images import decode_tensor
+    from daaa_tf.images import decode_tensor
 
     img = decode_tensor(path)
 
@@ -161,7 +161,7 @@ def decode_files(paths, size):
 
     Returns (uint8 [M, size, size, 3], int64 [M] indices into ``paths`` of the files that decoded).
     """
-    from daaa_tf.data.images import read_image
+    from daaa_tf.images import read_image
 
     kept, images = [], []
     for i, path in enumerate(paths):

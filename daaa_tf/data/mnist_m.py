@@ -2,7 +2,7 @@
 
 ``DIR/mnist_m_train/*.png``, ``DIR/mnist_m_test/*.png``, ``DIR/mnist_m_train_labels.txt`` and
 ``DIR/mnist_m_test_labels.txt`` with lines ``00000000.png 5``. The PNGs are decoded once by
-``daaa_tf.data.images.read_image`` (~0.2 ms per PNG, ~12 s for the 59,001 train images; unreadable files are
+``daaa_tf.images.read_image`` (~0.2 ms per PNG, ~12 s for the 59,001 train images; unreadable files are
 skipped and counted) and the decoded
 arrays cached as an .npz keyed by the directory, the labels file's size and mtime and the folder's mtime
 (~2 s to load), so later loads skip the decoding. Replacing a PNG in place without adding or removing
@@ -26,7 +26,7 @@ from daaa_tf.data.domains import (
 )
 
 CLASS_NAMES = [str(i) for i in range(10)]
-CACHE_VERSION = 3  # 3: decoded by daaa_tf.data.images (was tf.io.decode_image)
+CACHE_VERSION = 3  # 3: decoded by daaa_tf.images (was tf.io.decode_image)
 
 
 def parse_labels(path, folder):

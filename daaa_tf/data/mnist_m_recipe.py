@@ -55,7 +55,7 @@ def packaged_photos():
     import skimage.data
     from sklearn.datasets import load_sample_image
 
-    from daaa_tf.data.images import read_image
+    from daaa_tf.images import read_image
 
     out = {}
     for name in SKIMAGE_PHOTOS:
@@ -71,7 +71,7 @@ def packaged_photos():
 
 def folder_photos(folder, min_side=28):
     """{file name: uint8 [H, W, 3]} for every image file in ``folder`` at least ``min_side`` on each side."""
-    from daaa_tf.data.images import read_image
+    from daaa_tf.images import read_image
 
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"--photos: {folder} is not a folder of photographs")

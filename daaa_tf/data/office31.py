@@ -6,7 +6,7 @@ be the same in every domain present under ROOT.
 
 Images are held as file paths and decoded inside ``tf.data``. ``tfds.folder_dataset.ImageFolder`` reads the
 same layout but fails mid-epoch on a corrupt file, so instead a first pass decodes every file once with the
-very decoder the pipeline uses (``daaa_tf.data.images``, in a parallel ``tf.data`` map with ``ignore_errors``)
+very decoder the pipeline uses (``daaa_tf.images``, in a parallel ``tf.data`` map with ``ignore_errors``)
 and leaves out, counts and reports the files that fail. The pass's result is cached (keyed by every file's
 path, size and mtime), so it runs once per domain.
 """
@@ -19,7 +19,7 @@ import tensorflow as tf
 from absl import logging
 
 from daaa_tf.data.domains import Domain, cache_root, check_split, fingerprint
-from daaa_tf.data.images import decode_tensor
+from daaa_tf.images import decode_tensor
 from daaa_tf.io import write_json
 
 DOMAINS = ("amazon", "dslr", "webcam")

@@ -6,12 +6,12 @@ import numpy as np
 def read_image(path, image_size):
     """uint8 [H, W, 3] for the model and a list of notes (conversions made). One-line ValueError if unreadable.
 
-    Decoded by the project's one reader (``daaa_tf.data.images.read_image``: 16-bit, palette, CMYK, grey,
+    Decoded by the project's one reader (``daaa_tf.images.read_image``: 16-bit, palette, CMYK, grey,
     alpha composited on white, pixel limit); other sizes are resized (bilinear) to ``image_size`` (H, W).
     """
     from PIL import Image
 
-    from daaa_tf.data.images import read_image as read_rgb
+    from daaa_tf.images import read_image as read_rgb
 
     notes = []
     rgb = read_rgb(path, notes)

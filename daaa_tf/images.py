@@ -1,5 +1,6 @@
-"""The one image-file reader: every path that reads an image file (the folder readers of daaa_tf.data, the photos
-of the MNIST-M recipe, export.predict) decodes it with ``read_image`` into uint8 RGB [H, W, 3].
+"""The one image-file reader (numpy and Pillow only, no TensorFlow at import): every path that reads an image
+file (the folder readers of daaa_tf.data, the photos of the MNIST-M recipe, export.predict) decodes it with
+``read_image`` into uint8 RGB [H, W, 3].
 
 Pillow decodes; the conversion to 8-bit RGB is ours, because Pillow's ``convert("RGB")`` is wrong for some modes
 (a 16-bit greyscale PNG, mode ``I;16``, comes out all white). Per mode:
