@@ -16,12 +16,10 @@ SIZE_POLICIES = ("resize", "error")
 # ------------------------------------------------------------------------------------------- source stage
 
 
-def batched(domain, arch, batch_size, shuffle=False, seed=0):
-    """(uint8, label) domain -> batched (preprocessed float image, label) tf.data pipeline."""
-    ds = domain.dataset()
-    if shuffle:
-        ds = ds.shuffle(min(domain.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=shuffle)
+def batched(domain, arch, batch_size):
+    """(uint8, label) domain -> batched (preprocessed float image, label) tf.data pipeline, in order (evaluation;
+    training batches: ``epoch_batches``)."""
+    ds = domain.dataset().batch(batch_size)
     ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
