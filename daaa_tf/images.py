@@ -18,9 +18,9 @@ Pillow decodes; the conversion to 8-bit RGB is ours, because Pillow's ``convert(
 A file of more than ``max_pixels()`` pixels (default 89,478,485, Pillow's own limit, ~9459 x 9459) is refused
 before it is decoded (a decompression bomb: a few kilobytes that inflate to gigabytes), with one line naming it;
 ``set_max_pixels`` changes the limit (also Pillow's, so its own check never fires first). Every failure is a
-one-line ``ValueError`` naming the file (``FileNotFoundError`` for a missing one), so the callers skip and count
-the file and go on: the training folder readers skip it with the other unreadable files, export.predict prints
-an ``error:`` line for it and exits 2 after classifying the others.
+one-line ``daaa_tf.UserError`` (a ValueError) naming the file (``MissingFileError`` for a missing one), so the
+callers skip and count the file and go on: the training folder readers skip it with the other unreadable
+files, export.predict prints an ``error:`` line for it and exits 2 after classifying the others.
 """
 
 import os
@@ -28,6 +28,8 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from daaa_tf import MissingFileError, UserError
 
 GREY16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 ALPHA = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -69,32 +71,32 @@ def to_rgb(img):
 
 
 def read_image(path, notes=None):
-    """uint8 RGB [H, W, 3] of the image file ``path``; one-line ``ValueError`` naming it if it cannot be used.
+    """uint8 RGB [H, W, 3] of the image file ``path``; one-line ``UserError`` naming it if it cannot be used.
 
     ``notes``: a list that gets a short note for each conversion made (the file's mode, alpha, orientation).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such image file")
+        raise MissingFileError(f"{path}: no such image file")
     try:
         with Image.open(path) as img:
             w, h = img.size
             if w * h > max_pixels():
-                raise ValueError(f"{path}: refused, {w}x{h} = {w * h:,} pixels is over the limit of "
+                raise UserError(f"{path}: refused, {w}x{h} = {w * h:,} pixels is over the limit of "
                                  f"{max_pixels():,} (a decompression bomb?); shrink the image first")
             img.load()
             mode, alpha = img.mode, has_alpha(img)
             rotate = img.getexif().get(ORIENTATION, 1) in range(2, 9)
             rgb = to_rgb(ImageOps.exif_transpose(img) if rotate else img)
     except Image.DecompressionBombError as e:
-        raise ValueError(f"{path}: refused, over the pixel limit of {max_pixels():,} (a decompression bomb?; "
+        raise UserError(f"{path}: refused, over the pixel limit of {max_pixels():,} (a decompression bomb?; "
                          f"{' '.join(str(e).split())}); shrink the image first") from None
     except (OSError, UnidentifiedImageError, SyntaxError, EOFError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {' '.join(str(e).split())})") from None
+        raise UserError(f"{path}: not a readable image ({type(e).__name__}: {' '.join(str(e).split())})") from None
     except ValueError as e:
         if str(e).startswith(path):
             raise
-        raise ValueError(f"{path}: not a readable image ({' '.join(str(e).split())})") from None
+        raise UserError(f"{path}: not a readable image ({' '.join(str(e).split())})") from None
     if notes is not None:
         if mode != "RGB" or alpha:
             notes.append(f"converted from mode {mode} to RGB" + (" (alpha composited on white)" if alpha else ""))
