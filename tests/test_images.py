@@ -163,7 +163,7 @@ def test_training_readers_decode_with_it_and_skip_a_bomb(tmp_path, limit):
     assert (d.images == 128).all() and list(d.labels) == [3]
 
 
-def _bomb_png(path):
+def bomb_png(path):
     """A real decompression bomb: a 16,000 x 12,000 (192 MP) black 1-bit PNG of ~25 kB."""
     row = b"\0" + bytes(2000)
     idat = zlib.compressobj(9)
@@ -182,7 +182,7 @@ def test_predict_skips_a_bomb_and_classifies_the_others(exported, tmp_path):
     x = fx.digits()[2]
     Image.fromarray(x[0]).save(tmp_path / "a.png")
     Image.fromarray(x[1]).save(tmp_path / "c.png")
-    bomb = _bomb_png(tmp_path / "b_bomb.png")
+    bomb = bomb_png(tmp_path / "b_bomb.png")
     assert bomb.stat().st_size < 100_000
     proc = fx.run_module("export.predict", [f"--model={export_dir}/saved_model", str(tmp_path / "a.png"),
                                             str(bomb), str(tmp_path / "c.png")])
