@@ -3,8 +3,9 @@
   python -m export.predict --model=runs/demo/export/saved_model a.png b.jpg [--attention_out=DIR]
   python -m export.predict --model=runs/demo/export/model_int8.tflite a.png
 
-Prints one line per image: its class and probability. Images of another size or with other channels are
-converted (with a note); an unreadable image gets one error line and the others still run (exit status 2).
+Prints one line per image: its class and probability. Images are read by ``daaa_tf.images`` (16-bit, palette,
+CMYK, grey; alpha composited on white); another size or mode is converted (with a note). An unreadable image,
+or one over the pixel limit (a decompression bomb), gets one error line and the others still run (exit status 2).
 Attention maps come from the SavedModel (beside the .tflite file when --model is one).
 """
 

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from absl import flags
 from PIL import Image
+from test_images import bomb_png
 
 from daaa_tf import config
 from trainers import flags as tflags
@@ -469,8 +470,10 @@ ROWS = [
         setup=lambda tmp, data: (tmp / "cut.png").write_bytes((data / "digit.png").read_bytes()[:60]), errors=2),
     Row("predict_image_is_a_folder", "predict", "export.predict", PREDICT + ["{tmp}"], "no such image file",
         errors=2),
-    # --- images: rows for 16-bit PNG, palette, CMYK, alpha, grey and a decompression bomb go here (helper
-    # `resume`'s single image reader, daaa_tf/data/images.py; the lead adds them after merging).
+    # --- images (the one reader, daaa_tf/images.py; its decoded values per mode: tests/test_images.py)
+    Row("predict_image_decompression_bomb", "predict", "export.predict",
+        PREDICT + ["{tmp}/bomb.png", "{data}/digit.png"], "bomb.png: refused",
+        setup=lambda tmp, data: bomb_png(tmp / "bomb.png"), errors=2),
     Row("labels_txt_latin1", "predict", "call", [], "labels.txt:2: not UTF-8",
         setup=garbage("labels.txt", "cat\nchien \xe9\n".encode("latin-1")), call=read_labels),
     # ---------------------------------------------------------------- report

@@ -117,7 +117,7 @@ def test_folder_photos_keeps_usable_images_and_errors_are_one_line_naming_photos
     errors.append(str(e.value))
     assert all(msg.startswith("--photos: ") and "\n" not in msg for msg in errors), errors
     assert "missing is not a folder" in errors[0] and "no image of at least 100x100" in errors[1]
-    assert "broken.jpg is not a readable image" in errors[2]
+    assert "broken.jpg: not a readable image" in errors[2]
 
 
 def run_make(args):

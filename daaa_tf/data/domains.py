@@ -135,12 +135,15 @@ def resize_uint8(images, size, chunk=8192):
 
 
 def decode_file(path, size):
-    """tf.data map function: file path -> uint8 [size, size, 3] (grey replicated, alpha dropped).
+    """tf.data map function: file path -> uint8 [size, size, 3].
 
-    Any format ``tf.io.decode_image`` reads (JPEG, PNG, BMP, GIF's first frame); bilinear resize
-    (antialiased when shrinking), skipped when the image already has the size.
+    Decoded by the project's one reader (``daaa_tf.images.read_image``: any format Pillow reads, 16-bit,
+    palette, CMYK, alpha composited on white, pixel limit); bilinear resize (antialiased when shrinking),
+    skipped when the image already has the size.
     """
-    img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    from daaa_tf.images import decode_tensor
+
+    img = decode_tensor(path)
 
     def resize():
         x = tf.image.resize(img, [size, size], method="bilinear", antialias=True)
@@ -152,19 +155,29 @@ def decode_file(path, size):
     return img
 
 
-def decode_files(paths, size, batch=1024):
-    """Decodes every file in parallel with ``decode_file``; unreadable files are left out.
+def decode_files(paths, size):
+    """Decodes every file with ``images.read_image`` (a plain loop: ~0.2 ms per small PNG, 5x faster than the
+    same reader in a ``tf.data`` map); unreadable files are left out. Sizes other than ``size`` are resized as
+    ``decode_file`` does (``resize_uint8``, one call per distinct shape).
 
     Returns (uint8 [M, size, size, 3], int64 [M] indices into ``paths`` of the files that decoded).
     """
-    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), np.asarray(paths)))
-    ds = ds.map(lambda i, p: (i, decode_file(p, size)), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True).ignore_errors().batch(batch)
-    kept, images = [np.zeros([0], np.int64)], [np.zeros([0, size, size, 3], np.uint8)]
-    for i, x in ds.as_numpy_iterator():
+    from daaa_tf.images import read_image
+
+    kept, images = [], []
+    for i, path in enumerate(paths):
+        try:
+            images.append(read_image(path))
+        except (ValueError, OSError):
+            continue
         kept.append(i)
-        images.append(x)
-    return np.concatenate(images), np.concatenate(kept)
+    out = np.zeros([len(images), size, size, 3], np.uint8)
+    by_shape = {}
+    for j, img in enumerate(images):
+        by_shape.setdefault(img.shape, []).append(j)
+    for js in by_shape.values():
+        out[js] = resize_uint8(np.stack([images[j] for j in js]), size)
+    return out, np.asarray(kept, np.int64)
 
 
 def check_split(spec, split):

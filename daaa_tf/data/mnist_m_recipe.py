@@ -55,8 +55,9 @@ def packaged_photos():
     """{name: uint8 [H, W, 3]}: the colour photographs bundled in scikit-image, scikit-learn and matplotlib."""
     import matplotlib
     import skimage.data
-    from PIL import Image
     from sklearn.datasets import load_sample_image
+
+    from daaa_tf.images import read_image
 
     out = {}
     for name in SKIMAGE_PHOTOS:
@@ -66,14 +67,13 @@ def packaged_photos():
         out[f"sklearn.{name}"] = _rgb(load_sample_image(name), name)
     folder = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data")
     for name in MATPLOTLIB_PHOTOS:
-        with Image.open(os.path.join(folder, name)) as im:
-            out[f"matplotlib.{name}"] = _rgb(im.convert("RGB"), name)
+        out[f"matplotlib.{name}"] = _rgb(read_image(os.path.join(folder, name)), name)
     return out
 
 
 def folder_photos(folder, min_side=28):
     """{file name: uint8 [H, W, 3]} for every image file in ``folder`` at least ``min_side`` on each side."""
-    from PIL import Image
+    from daaa_tf.images import read_image
 
     if not os.path.isdir(folder):
         raise MissingFileError(f"--photos: {folder} is not a folder of photographs")
@@ -82,10 +82,9 @@ def folder_photos(folder, min_side=28):
         if not name.lower().endswith(PHOTO_SUFFIXES):
             continue
         try:
-            with Image.open(os.path.join(folder, name)) as im:
-                img = np.asarray(im.convert("RGB"))
-        except OSError as e:
-            raise UserError(f"--photos: {os.path.join(folder, name)} is not a readable image ({e})") from None
+            img = read_image(os.path.join(folder, name))
+        except ValueError as e:
+            raise UserError(f"--photos: {e}") from None
         if min(img.shape[:2]) >= min_side:
             out[name] = img
     if not out:

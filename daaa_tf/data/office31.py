@@ -6,7 +6,7 @@ be the same in every domain present under ROOT.
 
 Images are held as file paths and decoded inside ``tf.data``. ``tfds.folder_dataset.ImageFolder`` reads the
 same layout but fails mid-epoch on a corrupt file, so instead a first pass decodes every file once with the
-very decoder the pipeline uses (``tf.io.decode_image`` in a parallel ``tf.data`` map with ``ignore_errors``)
+very decoder the pipeline uses (``daaa_tf.images``, in a parallel ``tf.data`` map with ``ignore_errors``)
 and leaves out, counts and reports the files that fail. The pass's result is cached (keyed by every file's
 path, size and mtime), so it runs once per domain.
 """
@@ -21,12 +21,13 @@ from absl import logging
 
 from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, cache_root, check_split, fingerprint
+from daaa_tf.images import decode_tensor
 from daaa_tf.io import absolute, write_json
 
 gfile = tf.io.gfile
 
 DOMAINS = ("amazon", "dslr", "webcam")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def parse_spec(path):
@@ -80,10 +81,9 @@ def list_images(folder, classes):
 
 
 def find_unreadable(paths):
-    """Indices of the files ``tf.io.decode_image`` cannot decode (one parallel pass, errors ignored)."""
+    """Indices of the files ``read_image`` cannot decode (one parallel pass, errors ignored)."""
     def probe(i, path):
-        img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return i, tf.shape(img)[0]
+        return i, tf.shape(decode_tensor(path))[0]
 
     ds = tf.data.Dataset.from_tensor_slices((np.arange(len(paths), dtype=np.int64), paths))
     ds = ds.map(probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
@@ -94,7 +94,7 @@ def find_unreadable(paths):
 def unreadable_cached(paths, folder, cache_dir):
     """``find_unreadable`` with its result cached under a key of every file's path, size and mtime."""
     stats = [(p, s.length, s.mtime_nsec) for p, s in ((p, gfile.stat(p)) for p in paths)]
-    cache_path = os.path.join(cache_root(cache_dir), f"office31-check-{fingerprint(folder, stats)}.json")
+    cache_path = os.path.join(cache_root(cache_dir), f"office31-check-{fingerprint('images', folder, stats)}.json")
     if os.path.exists(cache_path):
         try:
             with open(cache_path) as f:

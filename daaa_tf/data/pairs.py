@@ -136,7 +136,7 @@ def _example(image_png, translated_png, label):
         "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_png])),
         "translated": tf.train.Feature(bytes_list=tf.train.BytesList(value=[translated_png])),
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label)])),
-    })).SerializeToString()
+    })).SerializeToString(deterministic=True)  # map order fixed: same bytes in every process
 
 
 class _Manifest:

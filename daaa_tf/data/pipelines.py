@@ -1,6 +1,6 @@
 """The per-stage ``tf.data`` pipelines (docs/design.md, "Batch layout and pairing").
 
-source stage: ``batched``; CycleGAN stage: ``conform_domain``/``conform_images`` (size policy),
+source stage: ``batched``, ``epoch_batches``; CycleGAN stage: ``conform_domain``/``conform_images`` (size policy),
 ``training_pairs``, ``first_images``; RevGrad: ``batch_counts``, ``revgrad_dataset``; export: ``take_examples``.
 The adaptation stage's four-stream mixing lives in ``daaa_tf.data.mixing``.
 """
@@ -17,12 +17,31 @@ SIZE_POLICIES = ("resize", "error")
 # ------------------------------------------------------------------------------------------- source stage
 
 
-def batched(domain, arch, batch_size, shuffle=False, seed=0):
-    """(uint8, label) domain -> batched (preprocessed float image, label) tf.data pipeline."""
-    ds = domain.dataset()
-    if shuffle:
-        ds = ds.shuffle(min(domain.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=shuffle)
+def batched(domain, arch, batch_size):
+    """(uint8, label) domain -> batched (preprocessed float image, label) tf.data pipeline, in order (evaluation;
+    training batches: ``epoch_batches``)."""
+    ds = domain.dataset().batch(batch_size)
+    ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batches(domain, arch, batch_size, seed, first_epoch, epochs):
+    """Training batches of epochs ``first_epoch`` .. ``epochs - 1``, ``num_examples // batch_size`` per epoch.
+
+    Epoch e is the domain shuffled with the seed ``(seed, e)`` alone (a shuffle re-created per epoch), so a run
+    resumed at epoch e sees exactly the batches the uninterrupted run saw from epoch e on (docs/design.md,
+    "Resume contract"); nothing before ``first_epoch`` is read or decoded.
+    """
+    base, buffer = domain.dataset(), min(max(domain.num_examples, 1), 20000)
+    steps = domain.num_examples // batch_size
+    # One dataset per epoch with a Python int seed (a tensor seed inside flat_map fails in tf.random's
+    # get_seed when the global seed is 0), read one after the other by a flat choose_from_datasets.
+    per_epoch = [base.shuffle(buffer, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False)
+                 .batch(batch_size, drop_remainder=True) for e in range(first_epoch, epochs)]
+    if not per_epoch:
+        return base.batch(batch_size).take(0)
+    order = tf.data.Dataset.range(len(per_epoch)).flat_map(lambda k: tf.data.Dataset.from_tensors(k).repeat(steps))
+    ds = tf.data.Dataset.choose_from_datasets(per_epoch, order)
     ds = ds.map(lambda x, y: (preprocess(x, arch), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 

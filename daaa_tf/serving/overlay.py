@@ -1,36 +1,25 @@
 """Input images and attention overlays for ``export.predict`` (Fig. 5 style): read, pick maps, draw."""
 
-import os
-
 import numpy as np
-
-from daaa_tf import MissingFileError, UserError
 
 
 def read_image(path, image_size):
     """uint8 [H, W, 3] for the model and a list of notes (conversions made). One-line ValueError if unreadable.
 
-    Grey or RGBA images are converted to RGB; other sizes are resized (bilinear) to ``image_size`` (H, W).
+    Decoded by the project's one reader (``daaa_tf.images.read_image``: 16-bit, palette, CMYK, grey,
+    alpha composited on white, pixel limit); other sizes are resized (bilinear) to ``image_size`` (H, W).
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode, size = img.mode, img.size
-            rgb = img.convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise UserError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    from daaa_tf.images import read_image as read_rgb
+
     notes = []
-    if mode != "RGB":
-        notes.append(f"converted from mode {mode} to RGB")
+    rgb = read_rgb(path, notes)
     h, w = image_size
-    if size != (w, h):
-        rgb = rgb.resize((w, h), Image.BILINEAR)
-        notes.append(f"resized from {size[0]}x{size[1]} to {w}x{h}")
-    return np.asarray(rgb, np.uint8), notes
+    if rgb.shape[:2] != (h, w):
+        notes.append(f"resized from {rgb.shape[1]}x{rgb.shape[0]} to {w}x{h}")
+        rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR), np.uint8)
+    return rgb, notes
 
 
 def select_maps(maps, max_maps):

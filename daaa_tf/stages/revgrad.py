@@ -61,11 +61,11 @@ def run_revgrad(cfg: RevGradConfig):
     tb_dir = os.path.join(cfg.out_dir, "tensorboard")
     guard = NaNGuard(cfg.log_every)
     start = time.time()
-    history = model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-                        initial_epoch=initial_epoch, validation_data=val,
-                        callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
-                                   keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)],
-                        verbose=runtime.fit_verbosity())
+    model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
+              initial_epoch=initial_epoch, validation_data=val,
+              callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
+                         keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)],
+              verbose=runtime.fit_verbosity())
     if guard.bad_step is not None:
         raise StageError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "
                            f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")
@@ -73,16 +73,13 @@ def run_revgrad(cfg: RevGradConfig):
     source_test = model.evaluate(src_test.dataset().batch(cfg.eval_batch_size), verbose=0, return_dict=True)
     with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
         model.net.save(tmp)
-    previous = io.read_json(os.path.join(cfg.out_dir, "metrics.json"), {}) if initial_epoch else {}
-    hist = previous.get("history", {})
-    for k, v in history.history.items():
-        hist[k] = hist.get(k, [])[:initial_epoch] + [float(x) for x in v]
+    hist = backup.history  # every epoch, those before a resume included (restored from the backup)
     metrics = {
         "target_test_accuracy": float(hist["val_accuracy"][-1]),
         "source_test_accuracy": float(source_test["accuracy"]),
         "history": hist, "counts": counts, "global_batch": cfg.batch_size,
         "steps": int(model.optimizer.iterations),
-        "train_seconds": time.time() - start + (previous.get("train_seconds", 0.0) if initial_epoch else 0.0),
+        "train_seconds": time.time() - start,
         "final_lambda": float(model.current_lambda()),
         "domain_features": model.features_description,
         "domain_hidden": list(tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))),

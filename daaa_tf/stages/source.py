@@ -9,7 +9,7 @@ import keras
 from daaa_tf import StageError, UserError, io, runtime
 from daaa_tf.config import SourceConfig
 from daaa_tf.data import load_domain
-from daaa_tf.data.pipelines import batched
+from daaa_tf.data.pipelines import batched, epoch_batches
 from daaa_tf.method.schedules import make_optimizer
 from daaa_tf.models import build_classifier
 from daaa_tf.stages import fingerprint
@@ -56,9 +56,10 @@ def train_source(cfg: SourceConfig):
     if initial_epoch:
         print(f"resuming the source stage after epoch {initial_epoch} from {cfg.out_dir}/backup")
     start = time.time()
-    history = trainable.fit(
-        batched(src_train, cfg.arch, cfg.batch_size, shuffle=True, seed=cfg.seed),
+    history = trainable.fit(  # epoch e's order depends on (seed, e) only: a resumed run sees the same batches
+        epoch_batches(src_train, cfg.arch, cfg.batch_size, cfg.seed, initial_epoch, cfg.epochs),
         epochs=cfg.epochs, initial_epoch=initial_epoch,
+        steps_per_epoch=src_train.num_examples // cfg.batch_size,
         validation_data=batched(src_test, cfg.arch, cfg.eval_batch_size),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
                    keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"),
