@@ -54,7 +54,7 @@ def run_revgrad(cfg: RevGradConfig):
                     {"net": model.net, "domain": model.domain_head, "optimizer": model.optimizer})
     initial_epoch = backup.restore()
     if initial_epoch:
-        print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations)}) "
+        print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
     train = revgrad_dataset(src_train, tgt_train, counts, cfg.seed, initial_epoch * cfg.steps_per_epoch)
     val = tgt_test.dataset().batch(cfg.eval_batch_size)
@@ -81,7 +81,7 @@ def run_revgrad(cfg: RevGradConfig):
         "target_test_accuracy": float(hist["val_accuracy"][-1]),
         "source_test_accuracy": float(source_test["accuracy"]),
         "history": hist, "counts": counts, "global_batch": cfg.batch_size,
-        "steps": int(model.optimizer.iterations),
+        "steps": int(model.optimizer.iterations.numpy()),
         "train_seconds": time.time() - start + (previous.get("train_seconds", 0.0) if initial_epoch else 0.0),
         "final_lambda": float(model.current_lambda()),
         "domain_features": model.features_description,
