@@ -8,6 +8,8 @@ process is the chief and these helpers change nothing.
 """
 
 import contextlib
+import hashlib
+import os
 import shutil
 import tempfile
 
@@ -58,9 +60,21 @@ def barrier(strategy):
         strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None).numpy()
 
 
+def scratch_dir(directory, index):
+    """The temporary directory that stands for ``directory`` on worker ``index`` (see ``private_dir``)."""
+    digest = hashlib.sha1(os.path.abspath(directory).encode()).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"daaa_worker{index}_{digest}")
+
+
 def private_dir(directory, strategy):
-    """``directory`` on the chief; a fresh temporary directory on the other workers (remove it with ``release``)."""
-    return directory if is_chief(strategy) else tempfile.mkdtemp(prefix=f"daaa_worker{worker_index(strategy)}_")
+    """``directory`` on the chief; on the other workers an empty temporary directory named after ``directory`` and
+    the worker (so a worker killed and restarted clears what it left there); remove it with ``release``."""
+    if is_chief(strategy):
+        return directory
+    scratch = scratch_dir(directory, worker_index(strategy))
+    shutil.rmtree(scratch, ignore_errors=True)
+    os.makedirs(scratch)
+    return scratch
 
 
 def release(directory, strategy):

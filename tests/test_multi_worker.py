@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from daaa_tf import runtime
+from daaa_tf import runtime, workers
 from daaa_tf.data.pairs import write_pair_shards
 from daaa_tf.models import build_classifier, load_classifier
 from daaa_tf.stages.adapt import AdaptConfig, run_adaptation
@@ -74,9 +74,9 @@ def _free_ports(n):
 class Cluster:
     """Two worker processes of one stage run; ``kill()`` SIGKILLs whatever is still running."""
 
-    def __init__(self, workdir, out, pause=None):
+    def __init__(self, workdir, out, pause=None, stage="adapt", cfg=None):
         ports = _free_ports(2)
-        job = json.dumps({"stage": "adapt", "cfg": _settings(workdir, out), "pause": pause})
+        job = json.dumps({"stage": stage, "cfg": cfg or _settings(workdir, out), "pause": pause})
         self.logs, self.procs = [], []
         os.makedirs(os.path.dirname(out), exist_ok=True)
         for i in range(2):
@@ -142,6 +142,8 @@ def test_two_workers_equal_mirrored_and_one_device(workdir, two_workers, tmp_pat
         assert (out / name).exists(), name
     assert sorted(p.name for p in out.iterdir()) == ["backup", "fingerprint.json", "flags.txt", "metrics.json",
                                                      "model.keras", "tensorboard"]
+    for name in ("backup", "tensorboard"):  # worker 1's private copies were removed
+        assert not os.path.exists(workers.scratch_dir(str(out / name), 1))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 12 and metrics["syncs"] == [3, 6, 9, 12]
     multi = _weights(out)
@@ -157,6 +159,7 @@ def test_two_workers_equal_mirrored_and_one_device(workdir, two_workers, tmp_pat
     assert _max_diff(multi, load_classifier(str(workdir / "source.keras")).get_weights()) > 1e-3  # it trained
 
 
+@pytest.mark.slow
 def test_worker_killed_then_restarted_resumes_to_the_same_weights(workdir, two_workers, tmp_path):
     out = tmp_path / "adapt"
     cluster = Cluster(workdir, out, pause=[1, 1])  # worker 1 sleeps after epoch 1's backup
@@ -187,3 +190,24 @@ def test_worker_killed_then_restarted_resumes_to_the_same_weights(workdir, two_w
     print(f"max |w_killed_and_resumed - w_uninterrupted| = {diff:.3g}")
     assert diff <= 1e-6, diff
     assert json.loads((out / "metrics.json").read_text())["steps"] == 12
+
+
+@pytest.mark.slow
+def test_source_stage_on_two_workers_equals_mirrored(workdir, tmp_path):
+    mm = f"mnist_m:{workdir / 'mnist_m'}"
+    cfg = dict(out_dir=str(tmp_path / "two" / "source"), source=mm, target=mm, image_size=SIZE, epochs=2,
+               batch_size=4, eval_batch_size=8)
+    cluster = Cluster(workdir, tmp_path / "two" / "source", stage="source", cfg=cfg)
+    try:
+        cluster.wait()
+    finally:
+        cluster.kill()
+    from daaa_tf.stages.source import SourceConfig, train_source
+
+    mirrored = train_source(SourceConfig(**{**cfg, "out_dir": str(tmp_path / "mirrored"), "strategy": "mirrored"}))
+    two = json.loads((tmp_path / "two" / "source" / "metrics.json").read_text())
+    diff = _max_diff(_weights(tmp_path / "two" / "source"), _weights(tmp_path / "mirrored"))
+    print(f"source stage: max |w_2workers - w_mirrored| = {diff:.3g}")
+    assert diff <= 1e-5, diff
+    assert two["history"]["loss"] == pytest.approx(mirrored["history"]["loss"], rel=1e-5)
+    assert two["target_test_accuracy"] == pytest.approx(mirrored["target_test_accuracy"])

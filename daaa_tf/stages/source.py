@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from daaa_tf import StageError, io, runtime
+from daaa_tf import StageError, io, runtime, workers
 from daaa_tf.config import SourceConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batched
@@ -34,7 +34,7 @@ def train_source(cfg: SourceConfig):
         raise ValueError(f"--source_batch_size={cfg.batch_size} is larger than the source training set "
                          f"({cfg.source}: {src_train.num_examples} examples), so no step would be trained; "
                          f"use --source_batch_size <= {src_train.num_examples}")
-    _, state = fingerprint.claim(cfg.out_dir, cfg)
+    _, state = fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
     metrics_path = os.path.join(cfg.out_dir, "metrics.json")
     previous = io.read_json(metrics_path) if state == "same" else None
     if previous and previous.get("epochs") == cfg.epochs and os.path.exists(os.path.join(cfg.out_dir,
@@ -51,29 +51,33 @@ def train_source(cfg: SourceConfig):
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
         optimizer.build(trainable.trainable_variables)
-    backup = Backup(os.path.join(cfg.out_dir, "backup"), {"model": model, "optimizer": optimizer})
+    backup = Backup(os.path.join(cfg.out_dir, "backup"), {"model": model, "optimizer": optimizer},
+                    strategy=strategy)
     initial_epoch = backup.restore()
     if initial_epoch:
         print(f"resuming the source stage after epoch {initial_epoch} from {cfg.out_dir}/backup")
     start = time.time()
+    tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     history = trainable.fit(
-        batched(src_train, cfg.arch, cfg.batch_size, shuffle=True, seed=cfg.seed),
+        workers.shard_by_data(batched(src_train, cfg.arch, cfg.batch_size, shuffle=True, seed=cfg.seed)),
         epochs=cfg.epochs, initial_epoch=initial_epoch,
-        validation_data=batched(src_test, cfg.arch, cfg.eval_batch_size),
-        callbacks=[backup, keras.callbacks.TerminateOnNaN(),
-                   keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"))],
+        validation_data=workers.shard_by_data(batched(src_test, cfg.arch, cfg.eval_batch_size)),
+        callbacks=[backup, keras.callbacks.TerminateOnNaN(), keras.callbacks.TensorBoard(tb_dir)],
         verbose=runtime.fit_verbosity())
+    workers.release(tb_dir, strategy)
     if any(not math.isfinite(v) for v in history.history.get("loss", [])):
         raise StageError(f"source training diverged (NaN loss); the last good epoch is kept in "
                            f"{cfg.out_dir}/backup — lower --lr and rerun")
     results = {}
     for name, domain in (("source_test", src_test), ("target_test", tgt_test)):
-        _, acc = trainable.evaluate(batched(domain, cfg.arch, cfg.eval_batch_size), verbose=0)
+        _, acc = trainable.evaluate(workers.shard_by_data(batched(domain, cfg.arch, cfg.eval_batch_size)),
+                                    verbose=0)
         results[f"{name}_accuracy"] = float(acc)
-    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
+    with workers.artifact_path(os.path.join(cfg.out_dir, "model.keras"), strategy) as tmp:
         model.save(tmp)
     metrics = {**results, "epochs": cfg.epochs, "train_seconds": time.time() - start,
                "num_classes": src_train.num_classes, "arch": cfg.arch, "source": src_train.name,
                "target": tgt_test.name, "history": backup.history or history.history}
-    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    if workers.is_chief(strategy):
+        io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
     return metrics
