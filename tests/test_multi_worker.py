@@ -112,6 +112,35 @@ class Cluster:
                 p.wait(timeout=30)
 
 
+def test_translation_split_by_shard_index_then_merged_by_the_chief(tmp_path):
+    """What translate_domains does on two workers (the barriers aside): worker k writes shards k, k + 2, ...; the
+    manifest is complete only after the chief merges worker 1's list, and equals a one-worker write."""
+    import tensorflow as tf
+
+    from daaa_tf.data import pairs
+
+    rng = np.random.default_rng(1)
+    data = {kind: (rng.integers(0, 256, (23, 8, 8, 3), dtype=np.uint8), np.arange(23) % 10) for kind in pairs.KINDS}
+
+    def write(d, worker):
+        for kind, (x, y) in data.items():
+            pairs.write_translated_shards(str(d), kind, tf.data.Dataset.from_tensor_slices((x, y)), 23,
+                                          lambda b: 255 - b, batch_size=4, shard_size=5, progress=False,
+                                          fingerprint={"step": 1}, worker=worker)
+
+    write(tmp_path / "one", (0, 1))
+    write(tmp_path / "two", (1, 2))
+    write(tmp_path / "two", (0, 2))
+    with pytest.raises(ValueError, match="incomplete"):
+        pairs.read_manifest(str(tmp_path / "two"))
+    listed = json.loads((tmp_path / "two" / ".source.worker-1.json").read_text())["shards"]
+    assert [e["file"] for e in listed] == ["source-00001-of-00005.tfrecord", "source-00003-of-00005.tfrecord"]
+    pairs.merge_worker_shards(str(tmp_path / "two"), 2)
+    merged, single = (pairs.read_manifest(str(tmp_path / d), verify=True) for d in ("two", "one"))
+    assert merged["shards"] == single["shards"] and merged["complete"]
+    assert not list((tmp_path / "two").glob(".*.worker-*.json"))
+
+
 def _weights(out):
     return keras.models.load_model(os.path.join(out, "model.keras")).get_weights()
 

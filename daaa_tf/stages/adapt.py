@@ -86,4 +86,5 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     }
     if workers.is_chief(strategy):
         io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     return metrics

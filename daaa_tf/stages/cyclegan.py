@@ -196,6 +196,7 @@ def run_cyclegan(cfg, log=print):
         strategy=strategy)
     if workers.is_chief(strategy):
         write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     t = metrics["translation"]
     log(f"pairs: {t['translated']} images translated in {t['translate_seconds']:.0f} s -> {cfg.pairs_dir}")
     return metrics

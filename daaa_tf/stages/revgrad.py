@@ -95,5 +95,6 @@ def run_revgrad(cfg: RevGradConfig):
     }
     if workers.is_chief(strategy):
         io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     return metrics
 

@@ -80,4 +80,5 @@ def train_source(cfg: SourceConfig):
                "target": tgt_test.name, "history": backup.history or history.history}
     if workers.is_chief(strategy):
         io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     return metrics
