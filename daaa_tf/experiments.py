@@ -3,6 +3,8 @@ overrides, and the paper's published numbers beside them. ``daaa_tf.stages.pipel
 ``daaa_tf.report`` lays out the results from the same tables.
 """
 
+from daaa_tf import UserError
+
 # Adaptation variants: overrides of daaa_tf.config.AdaptConfig ("full" = the flags as given).
 VARIANTS = {
     "S": {"streams": ("s",), "beta": 0.0},
@@ -35,8 +37,8 @@ def expand(names):
     out = []
     for name in names:
         if name not in VARIANTS and name not in GROUPS:
-            raise ValueError(f"--variants: unknown variant {name!r}; expected some of "
-                             f"{', '.join([*VARIANTS, *GROUPS])}")
+            raise UserError(f"--variants: unknown variant {name!r}; expected some of "
+                            f"{', '.join([*VARIANTS, *GROUPS])}")
         out.extend(GROUPS.get(name, (name,)))
     return tuple(dict.fromkeys(out))
 

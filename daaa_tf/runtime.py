@@ -5,6 +5,8 @@ import os
 import keras
 import tensorflow as tf
 
+from daaa_tf import UserError
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 _STRATEGIES = {}  # one MirroredStrategy per process, reused
@@ -20,7 +22,7 @@ def make_strategy(name="auto"):
     tpu: TPUStrategy.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"--strategy: expected one of {STRATEGIES}, got {name!r}")
+        raise UserError(f"--strategy: expected one of {STRATEGIES}, got {name!r}")
     if name == "auto":
         if os.environ.get("TPU_NAME"):
             name = "tpu"
@@ -46,9 +48,16 @@ def make_strategy(name="auto"):
             workers.fix_keras_for_multi_worker()
             _STRATEGIES["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
         return _STRATEGIES["multi_worker"]
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get("TPU_NAME", ""))
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    tpu = os.environ.get("TPU_NAME", "")
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as e:  # no TPU, or not reachable
+        where = f"TPU_NAME={tpu!r} could not be reached" if tpu else "no TPU found and TPU_NAME is not set"
+        raise UserError(f"--strategy=tpu: {where} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                        "name the TPU in the TPU_NAME environment variable (a Cloud TPU name, or grpc://HOST:8470), "
+                        "or use --strategy=auto") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -66,7 +75,7 @@ def set_seed(seed):
 def set_precision(policy="float32"):
     """Sets the global Keras dtype policy; logits stay float32 (the models' heads set dtype=float32)."""
     if policy not in PRECISIONS:
-        raise ValueError(f"--precision: expected one of {PRECISIONS}, got {policy!r}")
+        raise UserError(f"--precision: expected one of {PRECISIONS}, got {policy!r}")
     keras.mixed_precision.set_global_policy(policy)
 
 

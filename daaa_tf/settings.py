@@ -12,6 +12,8 @@ import dataclasses
 import math
 import os
 
+from daaa_tf import UserError
+
 PRECISIONS = ["float32", "mixed_bfloat16", "mixed_float16"]
 
 
@@ -29,6 +31,46 @@ def setting(default, help, flag=None, lower=None, upper=None, choices=None, item
 def internal(default, run_path=None):
     """A field that is no flag (set by the stage that owns it, or derived from run_dir)."""
     return dataclasses.field(default=default, metadata={"run_path": run_path})
+
+
+STREAMS = ("s", "tf", "t", "sf")
+DEFAULT_PROPORTIONS = (0.35, 0.15, 0.35, 0.15)
+
+
+def stream_counts(batch_size, proportions=DEFAULT_PROPORTIONS, streams=STREAMS, num_replicas=1):
+    """Per-stream sample counts of one global batch: {"s": n_s, "tf": n_tf, "t": n_t, "sf": n_sf}.
+
+    Inactive streams get 0; the active proportions are renormalised to sum to 1 (so the Table-1 baselines,
+    e.g. ``streams=("tf",)``, train on full batches). Every active count must be >= 1 and divisible by the
+    number of replicas; x~t needs x_s (n_tf <= n_s when both are used) and x~s needs x_t (n_sf <= n_t).
+    """
+    proportions = [float(p) for p in proportions]
+    if len(proportions) != 4 or any(p < 0 for p in proportions) or abs(sum(proportions) - 1.0) > 1e-6:
+        raise UserError(f"--proportions: expected four non-negative numbers (s, tf, t, sf) summing to 1, "
+                        f"got {proportions}")
+    unknown = [s for s in streams if s not in STREAMS]
+    if unknown or not streams:
+        raise UserError(f"--streams: expected a non-empty subset of {','.join(STREAMS)}, got {streams}")
+    if "sf" in streams and "t" not in streams:
+        raise UserError("--streams: sf (synthetic sources) takes its EM targets from real targets: add t")
+    total = sum(p for s, p in zip(STREAMS, proportions) if s in streams)
+    if total <= 0:
+        raise UserError(f"--proportions: the active streams {streams} all have proportion 0")
+    counts = {s: (round(batch_size * p / total) if s in streams else 0) for s, p in zip(STREAMS, proportions)}
+    largest = max(streams, key=lambda s: counts[s])
+    counts[largest] += batch_size - sum(counts.values())
+    for s in streams:
+        if counts[s] < 1 or counts[s] % num_replicas:
+            raise UserError(f"--batch_size={batch_size} with --proportions={proportions} gives {counts[s]} "
+                            f"'{s}' samples per batch; each active stream needs >= 1 and a multiple of the "
+                            f"{num_replicas} replica(s): change --batch_size or --proportions")
+    if "s" in streams and "tf" in streams and counts["tf"] > counts["s"]:
+        raise UserError(f"--proportions: in-batch pairing needs n_tf <= n_s (each x~t is the translation of an x_s "
+                        f"of the batch), got {counts['tf']} > {counts['s']} with --batch_size={batch_size}")
+    if counts["sf"] > counts["t"]:
+        raise UserError(f"--proportions: in-batch pairing needs n_sf <= n_t (each x~s is the translation of an x_t "
+                        f"of the batch), got {counts['sf']} > {counts['t']} with --batch_size={batch_size}")
+    return counts
 
 
 def _proportions(p):
@@ -150,13 +192,13 @@ def convert(f, value):
         try:
             return f.type(value)
         except ValueError:
-            raise ValueError(f"--{flag_name(f)}: expected {f.type.__name__}, got {value!r}") from None
+            raise UserError(f"--{flag_name(f)}: expected {f.type.__name__}, got {value!r}") from None
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     try:
         return tuple(item(v) for v in value)
     except ValueError:
-        raise ValueError(f"--{flag_name(f)}: expected {item.__name__} values, got {','.join(value)}") from None
+        raise UserError(f"--{flag_name(f)}: expected {item.__name__} values, got {','.join(value)}") from None
 
 
 def problem(f, value):
@@ -198,7 +240,7 @@ def build(cls, values=None, **overrides):
     for f in dataclasses.fields(cls):
         message = flag_name(f) and problem(f, getattr(cfg, f.name))
         if message:
-            raise ValueError(message)
+            raise UserError(message)
     return cfg
 
 

@@ -11,6 +11,7 @@ Attention maps come from the SavedModel (beside the .tflite file when --model is
 import os
 import sys
 
+from daaa_tf import UserError
 from daaa_tf.config import PredictConfig
 from trainers import flags as tflags
 
@@ -22,7 +23,7 @@ def main(argv):
 
     paths = argv[1:]
     if not paths:
-        raise ValueError("no images given: python -m export.predict --model=MODEL image.png ...")
+        raise UserError("no images given: python -m export.predict --model=MODEL image.png ...")
     cfg = tflags.from_flags(PredictConfig)
     model_path = cfg.model or os.path.join(cfg.export_dir, SAVED_MODEL)
     runner = predicting.load_runner(model_path)

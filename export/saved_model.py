@@ -9,6 +9,7 @@ model (sha256) within its bounds: that is kept (so a rerun of the pipeline is a 
 a foreign existing export) gives one error line and status 2. The work is ``daaa_tf.stages.export``.
 """
 
+from daaa_tf import UserError
 from daaa_tf.config import ExportConfig
 from trainers import flags as tflags
 
@@ -20,7 +21,7 @@ def define_flags():
 
 def main(argv):
     if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]} (all options are --flags)")
+        raise UserError(f"unexpected arguments {argv[1:]} (all options are --flags)")
     from daaa_tf.stages.export import export_model
 
     return export_model(tflags.from_flags(ExportConfig), ["saved_model"])

@@ -7,13 +7,14 @@ labels.txt and parity.json; prints the parity table and exits with status 3 when
 bounds (that variant is then not installed; the others are). int8 is calibrated on target training images.
 """
 
+from daaa_tf import UserError
 from daaa_tf.config import ExportConfig
 from trainers import flags as tflags
 
 
 def main(argv):
     if len(argv) > 1:
-        raise ValueError(f"unexpected arguments {argv[1:]} (all options are --flags)")
+        raise UserError(f"unexpected arguments {argv[1:]} (all options are --flags)")
     from daaa_tf.stages.export import export_model
 
     cfg = tflags.from_flags(ExportConfig)

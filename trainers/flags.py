@@ -7,6 +7,7 @@ point. A nested ``--flagfile=`` resolves against the working directory, else aga
 Library code never reads FLAGS: entry points pass configs into daaa_tf.
 """
 
+import logging as pylogging
 import os
 import sys
 
@@ -57,7 +58,30 @@ def define_flags(*classes):
         if name not in FLAGS:
             _define(name, every.get(name) or config.shared(name))
         flags.declare_key_flag(name)
+    for flag_names, check in _CROSS_CHECKS:
+        if set(flag_names) <= set(names) and flag_names not in _registered:
+            _registered.add(flag_names)
+            flags.register_multi_flags_validator(list(flag_names), check)
     return names
+
+
+def _batch_mix(values):
+    """--batch_size, --proportions and --streams together give every active stream >= 1 sample per batch and
+    keep the in-batch pairing (``daaa_tf.settings.stream_counts``, one replica; no TensorFlow import)."""
+    from daaa_tf.settings import stream_counts
+
+    try:
+        f = config.all_flags()
+        stream_counts(values["batch_size"], config.convert(f["proportions"], values["proportions"]),
+                      config.convert(f["streams"], values["streams"]))
+    except ValueError as e:
+        raise flags.ValidationError(str(e)) from None
+    return True
+
+
+# Cross-flag checks, run by the parser (so --only_check_args catches them): (flag names, check(values)).
+_CROSS_CHECKS = [(("batch_size", "proportions", "streams"), _batch_mix)]
+_registered = set()
 
 
 def values():
@@ -125,30 +149,38 @@ def parse(argv):
         others = sorted(set(config.all_flags()) - set(FLAGS))
         return FLAGS([argv[0], *args, *([f"--undefok={','.join(others)}"] if others else [])])
     except flags.Error as e:
-        fail(" ".join(str(e).split()), log=False)  # before absl logging is set up: one line, nothing else
+        fail(str(e))  # before absl logging is set up: one line, nothing else
 
 
-def fail(message, log=True):
-    """Ends an entry point with one clear line on stderr and exit status 2 (no traceback)."""
-    if log:
-        logging.error(message)
-    print(f"error: {message}", file=sys.stderr)
+def fail(message):
+    """Ends an entry point with one clear line ``error: ...`` on stderr and exit status 2 (no traceback, no
+    second copy of the message in the absl log)."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    # Nothing after the line: TF logs warnings when objects of an aborted restore are collected at exit.
+    pylogging.getLogger("tensorflow").setLevel(pylogging.CRITICAL)
     sys.exit(2)
 
 
-def run_main(main):
-    """absl.app.run(main) with ``parse``, turning expected user errors into one line instead of a traceback."""
-    from absl import app
+def call(main, argv):
+    """``main(argv)`` with the project's errors (docs/design.md, "Errors"): a UserError or StageError ends the
+    process with one line ``error: ...`` on stderr and exit status 2; any other exception is a bug and keeps its
+    traceback."""
+    from daaa_tf import StageError, UserError
 
-    from daaa_tf import StageError
+    try:
+        return main(argv)
+    except (UserError, StageError) as e:
+        fail(str(e))
+
+
+def run_main(main):
+    """absl.app.run(main) with ``parse`` (a flag error: one line, exit status 2) and ``call``."""
+    from absl import app
 
     def quiet(argv):
         # TF's checkpoint saver logs an INFO line per save into the progress bar; -v / --verbosity restores it.
         if not FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        try:
-            return main(argv)
-        except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, StageError) as e:
-            fail(str(e))
+        return call(main, argv)
 
     app.run(quiet, flags_parser=parse)

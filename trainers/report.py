@@ -6,14 +6,16 @@ Works on partial runs: what was not run is listed as missing.
 """
 
 import os
+import sys
 
+from daaa_tf import UserError
 from daaa_tf.config import ReportConfig
 from trainers import flags as f
 
 
 def main(argv):
     if len(argv) > 2:
-        raise ValueError(f"expected at most one run directory, got {' '.join(argv[1:])}")
+        raise UserError(f"expected at most one run directory, got {' '.join(argv[1:])}")
     from daaa_tf.report.tables import make_report
 
     cfg = f.from_flags(ReportConfig, **({"run_dir": argv[1]} if len(argv) == 2 else {}))
@@ -21,6 +23,8 @@ def main(argv):
     result = make_report(cfg.run_dir, out_dir, cfg.report_images)
     with open(os.path.join(out_dir, "results.md")) as fh:
         print(fh.read())
+    for note in result["notes"]:  # runs left out (e.g. a metrics.json that is not JSON), named once more here
+        print(f"note: {note}", file=sys.stderr)
     plots = [p for p in result["plots"].values() if p]
     print(f"wrote {os.path.join(out_dir, 'results.md')}, results.json and {len(plots)} plot(s): {', '.join(plots)}")
 

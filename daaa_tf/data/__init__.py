@@ -14,6 +14,7 @@ separate modules of this package.
 
 import operator
 
+from daaa_tf import UserError
 from daaa_tf.data.domains import ROLES, SPLITS, Domain
 
 KINDS = ("demo", "mnist", "mnist_m", "office31", "tfds")
@@ -36,7 +37,7 @@ def load_domain(spec, split, image_size=32, role="source", cache_dir=None, seed=
       ValueError / FileNotFoundError with one line naming the spec or path and what was expected.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"domain spec: expected one of {SPEC_FORMS}, got {spec!r}")
+        raise UserError(f"domain spec: expected one of {SPEC_FORMS}, got {spec!r}")
     if split not in SPLITS:
         raise ValueError(f"{spec}: split must be one of {SPLITS}, got {split!r}")
     if role not in ROLES:
@@ -46,7 +47,7 @@ def load_domain(spec, split, image_size=32, role="source", cache_dir=None, seed=
     except TypeError:
         size = 0
     if size < 8:
-        raise ValueError(f"{spec}: image_size must be an integer >= 8, got {image_size!r}")
+        raise UserError(f"{spec}: image_size must be an integer >= 8, got {image_size!r}")
     image_size = size
     kind, sep, arg = spec.strip().partition(":")
     if kind == "demo":
@@ -54,10 +55,10 @@ def load_domain(spec, split, image_size=32, role="source", cache_dir=None, seed=
 
         names = {"": role, "mnist": "source", "mnist_m": "target"}
         if arg not in names or (sep and not arg):
-            raise ValueError(f"domain spec {spec!r}: expected demo, demo:mnist or demo:mnist_m")
+            raise UserError(f"domain spec {spec!r}: expected demo, demo:mnist or demo:mnist_m")
         return load_demo(names[arg], split, image_size, seed=seed, cache_dir=cache_dir)
     if kind not in KINDS or not sep or not arg:
-        raise ValueError(f"domain spec {spec!r}: expected one of {SPEC_FORMS}")
+        raise UserError(f"domain spec {spec!r}: expected one of {SPEC_FORMS}")
     if kind == "mnist":
         from daaa_tf.data.mnist import load_mnist
 

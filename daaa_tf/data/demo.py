@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, cache_root, fingerprint, load_npz, resize_uint8, save_npz, to_rgb
 from daaa_tf.data.mnist_m_recipe import blend
 
@@ -38,13 +39,13 @@ def load_photo(name):
     try:
         img = getattr(skimage.data, name)()
     except Exception as e:  # any failure here means the photo is not available offline
-        raise FileNotFoundError(f"demo: skimage.data.{name}() failed ({type(e).__name__}: {e}); the demo "
-                                "needs scikit-image's bundled sample photographs") from None
+        raise MissingFileError(f"demo: skimage.data.{name}() failed ({type(e).__name__}: {e}); the demo "
+                               "needs scikit-image's bundled sample photographs") from None
     if isinstance(img, tuple):  # stereo_motorcycle -> (left, right, disparity)
         img = img[0]
     img = np.asarray(img)
     if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"demo: skimage.data.{name}() is {img.dtype} {img.shape}, expected uint8 [H, W, 3]")
+        raise UserError(f"demo: skimage.data.{name}() is {img.dtype} {img.shape}, expected uint8 [H, W, 3]")
     return img
 
 

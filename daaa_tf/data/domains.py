@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.io import atomic_path
 
 SPLITS = ("train", "test")
@@ -168,10 +169,10 @@ def decode_files(paths, size, batch=1024):
 
 def check_split(spec, split):
     if split not in SPLITS:
-        raise ValueError(f"{spec}: split must be one of {SPLITS}, got {split!r}")
+        raise UserError(f"{spec}: split must be one of {SPLITS}, got {split!r}")
 
 
 def require_dir(path, what):
     """FileNotFoundError naming ``path`` unless it is a directory."""
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"{what}: directory {path} does not exist")
+        raise MissingFileError(f"{what}: directory {path} does not exist")

@@ -11,42 +11,9 @@ replica-major: component k of replica r holds the partners of component k of rep
 
 import tensorflow as tf
 
-STREAMS = ("s", "tf", "t", "sf")
-DEFAULT_PROPORTIONS = (0.35, 0.15, 0.35, 0.15)
-
-
-def stream_counts(batch_size, proportions=DEFAULT_PROPORTIONS, streams=STREAMS, num_replicas=1):
-    """Per-stream sample counts of one global batch: {"s": n_s, "tf": n_tf, "t": n_t, "sf": n_sf}.
-
-    Inactive streams get 0; the active proportions are renormalised to sum to 1 (so the Table-1 baselines,
-    e.g. ``streams=("tf",)``, train on full batches). Every active count must be >= 1 and divisible by the
-    number of replicas; x~t needs x_s (n_tf <= n_s when both are used) and x~s needs x_t (n_sf <= n_t).
-    """
-    proportions = [float(p) for p in proportions]
-    if len(proportions) != 4 or any(p < 0 for p in proportions) or abs(sum(proportions) - 1.0) > 1e-6:
-        raise ValueError(f"--proportions: expected four non-negative numbers (s, tf, t, sf) summing to 1, "
-                         f"got {proportions}")
-    unknown = [s for s in streams if s not in STREAMS]
-    if unknown or not streams:
-        raise ValueError(f"--streams: expected a non-empty subset of {','.join(STREAMS)}, got {streams}")
-    if "sf" in streams and "t" not in streams:
-        raise ValueError("--streams: sf (synthetic sources) takes its EM targets from real targets: add t")
-    total = sum(p for s, p in zip(STREAMS, proportions) if s in streams)
-    if total <= 0:
-        raise ValueError(f"--proportions: the active streams {streams} all have proportion 0")
-    counts = {s: (round(batch_size * p / total) if s in streams else 0) for s, p in zip(STREAMS, proportions)}
-    largest = max(streams, key=lambda s: counts[s])
-    counts[largest] += batch_size - sum(counts.values())
-    for s in streams:
-        if counts[s] < 1 or counts[s] % num_replicas:
-            raise ValueError(f"--batch_size={batch_size} with --proportions={proportions} gives {counts[s]} "
-                             f"'{s}' samples per batch; each active stream needs >= 1 and a multiple of the "
-                             f"{num_replicas} replica(s): change --batch_size or --proportions")
-    if "s" in streams and "tf" in streams and counts["tf"] > counts["s"]:
-        raise ValueError(f"in-batch pairing needs n_tf <= n_s, got {counts['tf']} > {counts['s']}")
-    if counts["sf"] > counts["t"]:
-        raise ValueError(f"in-batch pairing needs n_sf <= n_t, got {counts['sf']} > {counts['t']}")
-    return counts
+# stream_counts is pure Python (the flag parser checks --batch_size/--proportions/--streams with it before
+# TensorFlow is imported); it is part of this module's API.
+from daaa_tf.settings import DEFAULT_PROPORTIONS, STREAMS, stream_counts  # noqa: F401
 
 
 def _first_per_replica(x, n_take, num_replicas):

@@ -10,6 +10,7 @@ import zlib
 
 import numpy as np
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, check_split, require_dir, resize_uint8, to_rgb
 
 IMAGE_MAGIC = 2051
@@ -27,8 +28,8 @@ def find_idx(directory, base):
         path = os.path.join(directory, name)
         if os.path.isfile(path):
             return path
-    raise FileNotFoundError(f"mnist: {os.path.join(directory, base)}[.gz] not found (expected the standard "
-                            f"MNIST idx files {', '.join(b for pair in FILES.values() for b in pair)})")
+    raise MissingFileError(f"mnist: {os.path.join(directory, base)}[.gz] not found (expected the standard "
+                           f"MNIST idx files {', '.join(b for pair in FILES.values() for b in pair)})")
 
 
 def read_idx(path, magic):
@@ -41,22 +42,22 @@ def read_idx(path, magic):
             with open(path, "rb") as f:
                 raw = f.read()
     except (OSError, EOFError, zlib.error) as e:
-        raise ValueError(f"{path}: not a readable (gzip) idx file ({e})") from None
+        raise UserError(f"{path}: not a readable (gzip) idx file ({e})") from None
     ndim = magic & 0xFF
     kind = "images" if magic == IMAGE_MAGIC else "labels"
     if len(raw) < 4 + 4 * ndim:
-        raise ValueError(f"{path}: {len(raw)} bytes is too short for an idx {kind} header "
-                         f"(expected magic {magic} and {ndim} dimensions)")
+        raise UserError(f"{path}: {len(raw)} bytes is too short for an idx {kind} header "
+                        f"(expected magic {magic} and {ndim} dimensions)")
     found = int.from_bytes(raw[:4], "big")
     if found != magic:
-        raise ValueError(f"{path}: idx magic number {found}, expected {magic} (MNIST {kind}, "
-                         f"ubyte, {ndim} dims)")
+        raise UserError(f"{path}: idx magic number {found}, expected {magic} (MNIST {kind}, "
+                        f"ubyte, {ndim} dims)")
     dims = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     body = memoryview(raw)[4 + 4 * ndim:]
     expected = int(np.prod(dims))
     if len(body) != expected:
-        raise ValueError(f"{path}: idx body has {len(body)} bytes, expected {expected} for dims {dims} "
-                         f"({'truncated' if len(body) < expected else 'trailing bytes'})")
+        raise UserError(f"{path}: idx body has {len(body)} bytes, expected {expected} for dims {dims} "
+                        f"({'truncated' if len(body) < expected else 'trailing bytes'})")
     return np.frombuffer(body, np.uint8).reshape(dims)
 
 
@@ -67,12 +68,12 @@ def read_mnist(directory, split):
     images = read_idx(image_path, IMAGE_MAGIC)
     labels = read_idx(label_path, LABEL_MAGIC).astype(np.int32)
     if len(images) != len(labels):
-        raise ValueError(f"mnist: {image_path} holds {len(images)} images but {label_path} holds "
-                         f"{len(labels)} labels (expected equal counts)")
+        raise UserError(f"mnist: {image_path} holds {len(images)} images but {label_path} holds "
+                        f"{len(labels)} labels (expected equal counts)")
     if len(labels) == 0:
-        raise ValueError(f"mnist: {image_path} holds no images")
+        raise UserError(f"mnist: {image_path} holds no images")
     if labels.max() > 9:
-        raise ValueError(f"mnist: {label_path} has label {labels.max()}, expected digits 0-9")
+        raise UserError(f"mnist: {label_path} has label {labels.max()}, expected digits 0-9")
     return images, labels
 
 

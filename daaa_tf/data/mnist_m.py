@@ -13,6 +13,7 @@ import os
 import numpy as np
 from absl import logging
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import (
     Domain,
     cache_root,
@@ -23,6 +24,7 @@ from daaa_tf.data.domains import (
     require_dir,
     try_save_npz,
 )
+from daaa_tf.io import read_text_lines
 
 CLASS_NAMES = [str(i) for i in range(10)]
 CACHE_VERSION = 2
@@ -31,24 +33,23 @@ CACHE_VERSION = 2
 def parse_labels(path, folder):
     """Reads ``<file> <label>`` lines; returns (file names, int32 labels). Checks every named file exists."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"mnist_m: labels file {path} not found (expected lines like "
-                                "'00000000.png 5')")
+        raise MissingFileError(f"mnist_m: labels file {path} not found (expected lines like "
+                               "'00000000.png 5')")
     present = set(os.listdir(folder))
     names, labels = [], []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) > 9:
-                raise ValueError(f"{path}:{lineno}: expected '<file>.png <digit 0-9>', got {line.strip()!r}")
-            if parts[0] not in present:
-                raise FileNotFoundError(f"{path}:{lineno}: names {os.path.join(folder, parts[0])}, "
-                                        "which does not exist")
-            names.append(parts[0])
-            labels.append(int(parts[1]))
+    for lineno, line in enumerate(read_text_lines(path), 1):  # UTF-8 (BOM, CRLF allowed), else one line
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or parts[1] not in CLASS_NAMES:  # ASCII 0-9 only: not '²' or '٣'
+            raise UserError(f"{path}:{lineno}: expected '<file>.png <digit 0-9>', got {line.strip()!r}")
+        if parts[0] not in present:
+            raise MissingFileError(f"{path}:{lineno}: names {os.path.join(folder, parts[0])}, "
+                                   "which does not exist")
+        names.append(parts[0])
+        labels.append(int(parts[1]))
     if not names:
-        raise ValueError(f"mnist_m: labels file {path} lists no images")
+        raise UserError(f"mnist_m: labels file {path} lists no images")
     return names, np.asarray(labels, np.int32)
 
 
@@ -83,7 +84,7 @@ def load_mnist_m(directory, split, image_size=32, cache_dir=None):
         kept = set(keep.tolist())
         skipped = [os.path.join(folder, n) for i, n in enumerate(names) if i not in kept]
         if not len(keep):
-            raise ValueError(f"mnist_m: none of the {len(names)} PNGs in {folder} could be decoded")
+            raise UserError(f"mnist_m: none of the {len(names)} PNGs in {folder} could be decoded")
         labels = labels[keep]
         try_save_npz(cache_path, images=images, labels=labels, skipped=np.asarray(skipped, dtype=str))
     if skipped:

@@ -16,6 +16,8 @@ import os
 
 import numpy as np
 
+from daaa_tf import MissingFileError, UserError
+
 # Colour photographs shipped inside installed wheels (no download). skimage's cat() is chelsea().
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina",
                   "rocket", "stereo_motorcycle", "colorwheel")
@@ -45,7 +47,7 @@ def blend(digits, photos, photo_ids, rng):
 def _rgb(img, name):
     img = np.asarray(img)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] not in (3, 4):
-        raise ValueError(f"photo {name}: {img.dtype} {img.shape}, expected uint8 [H, W, 3]")
+        raise UserError(f"photo {name}: {img.dtype} {img.shape}, expected uint8 [H, W, 3]")
     return np.ascontiguousarray(img[..., :3])
 
 
@@ -74,7 +76,7 @@ def folder_photos(folder, min_side=28):
     from PIL import Image
 
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"--photos: {folder} is not a folder of photographs")
+        raise MissingFileError(f"--photos: {folder} is not a folder of photographs")
     out = {}
     for name in sorted(os.listdir(folder)):
         if not name.lower().endswith(PHOTO_SUFFIXES):
@@ -83,11 +85,11 @@ def folder_photos(folder, min_side=28):
             with Image.open(os.path.join(folder, name)) as im:
                 img = np.asarray(im.convert("RGB"))
         except OSError as e:
-            raise ValueError(f"--photos: {os.path.join(folder, name)} is not a readable image ({e})") from None
+            raise UserError(f"--photos: {os.path.join(folder, name)} is not a readable image ({e})") from None
         if min(img.shape[:2]) >= min_side:
             out[name] = img
     if not out:
-        raise ValueError(f"--photos: no image of at least {min_side}x{min_side} pixels in {folder}")
+        raise UserError(f"--photos: no image of at least {min_side}x{min_side} pixels in {folder}")
     return out
 
 
@@ -132,7 +134,7 @@ def make_splits(mnist_dir, photos, sizes=None, seed=0):
         digits = read_idx(find_idx(mnist_dir, img_file), IMAGE_MAGIC)
         labels = read_idx(find_idx(mnist_dir, lab_file), LABEL_MAGIC)
         if n > len(digits):
-            raise ValueError(f"--{split}_size={n}: MNIST {split} has only {len(digits)} digits")
+            raise UserError(f"--{split}_size={n}: MNIST {split} has only {len(digits)} digits")
         images, _ = build_split(digits[:n], labels[:n], pool, rng)
         yield split, images, labels[:n]
 

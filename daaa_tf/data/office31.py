@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, cache_root, check_split, fingerprint
 from daaa_tf.io import write_json
 
@@ -30,8 +31,8 @@ def parse_spec(path):
     path = os.path.abspath(os.path.expanduser(path))
     root, domain = os.path.split(path.rstrip(os.sep))
     if domain not in DOMAINS:
-        raise ValueError(f"office31:{path}: the last path component must be one of {DOMAINS} "
-                         f"(office31:ROOT/DOMAIN), got {domain!r}")
+        raise UserError(f"office31:{path}: the last path component must be one of {DOMAINS} "
+                        f"(office31:ROOT/DOMAIN), got {domain!r}")
     return root, domain
 
 
@@ -57,9 +58,9 @@ def check_classes(root, domain, classes):
         if theirs != classes:
             only_here = sorted(set(classes) - set(theirs))
             only_there = sorted(set(theirs) - set(classes))
-            raise ValueError(f"office31: class folders differ between {os.path.join(root, domain)} "
-                             f"({len(classes)}) and {os.path.join(root, other)} ({len(theirs)}): "
-                             f"only in {domain}: {only_here or '-'}; only in {other}: {only_there or '-'}")
+            raise UserError(f"office31: class folders differ between {os.path.join(root, domain)} "
+                            f"({len(classes)}) and {os.path.join(root, other)} ({len(theirs)}): "
+                            f"only in {domain}: {only_here or '-'}; only in {other}: {only_there or '-'}")
 
 
 def list_images(folder, classes):
@@ -110,18 +111,18 @@ def load_office31(path, split, image_size=224, cache_dir=None):
     spec = f"office31:{os.path.join(root, domain)}"
     check_split(spec, split)
     if not os.path.isdir(root):
-        raise FileNotFoundError(f"{spec}: directory {root} does not exist")
+        raise MissingFileError(f"{spec}: directory {root} does not exist")
     folder = images_dir(root, domain)
     if folder is None:
-        raise FileNotFoundError(f"{spec}: directory {os.path.join(root, domain)} does not exist "
-                                "(expected ROOT/DOMAIN/images/<class>/*.jpg)")
+        raise MissingFileError(f"{spec}: directory {os.path.join(root, domain)} does not exist "
+                               "(expected ROOT/DOMAIN/images/<class>/*.jpg)")
     classes = class_folders(folder)
     if not classes:
-        raise ValueError(f"{spec}: no class folders in {folder} (expected {folder}/<class>/*.jpg)")
+        raise UserError(f"{spec}: no class folders in {folder} (expected {folder}/<class>/*.jpg)")
     check_classes(root, domain, classes)
     paths, labels = list_images(folder, classes)
     if not paths:
-        raise ValueError(f"{spec}: no image files ({'/'.join(IMAGE_EXTS)}) under {folder}/<class>/")
+        raise UserError(f"{spec}: no image files ({'/'.join(IMAGE_EXTS)}) under {folder}/<class>/")
     bad = set(unreadable_cached(paths, folder, cache_dir))
     skipped = [paths[i] for i in sorted(bad)]
     if bad:
@@ -130,6 +131,6 @@ def load_office31(path, split, image_size=224, cache_dir=None):
         logging.warning("office31: skipped %d unreadable image(s) in %s (first: %s)", len(skipped), folder,
                         skipped[0])
         if not paths:
-            raise ValueError(f"{spec}: none of the image files under {folder} could be decoded")
+            raise UserError(f"{spec}: none of the image files under {folder} could be decoded")
     return Domain(spec, split, classes, image_size, paths=np.asarray(paths), labels=labels,
                   skipped_files=skipped, info={"root": root, "domain": domain})

@@ -23,7 +23,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf.io import atomic_path, read_json, sha256_file, write_json
+from daaa_tf import MissingFileError, UserError
+from daaa_tf.io import atomic_path, read_json, remove_stale_temporaries, sha256_file, write_json
 
 KINDS = ("source", "target")
 MANIFEST = "manifest.json"
@@ -51,22 +52,34 @@ def read_manifest(pairs_dir, verify=False):
 
     Keys: ``complete`` (True), ``image_shape`` [H, W, 3], ``counts`` {kind: records}, ``shards``
     {kind: [{"file", "records", "bytes", "sha256"}]}, ``shard_size``, ``fingerprint``. Checks every shard
-    exists with the recorded size; ``verify=True`` also checks the sha256 checksums.
+    exists with the recorded size; ``verify=True`` also checks the sha256 checksums (the adaptation stage does,
+    once per start: 0.03 s for the demo's 14 MB of shards, 0.4 s for full MNIST -> MNIST-M's 405 MB). Every
+    problem is one line (UserError / MissingFileError) naming the file and the fix.
     """
     path = os.path.join(pairs_dir, MANIFEST)
+    fix = f"rerun trainers.cyclegan with the same flags to rewrite the pair shards (or delete {pairs_dir} first)"
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
+        raise MissingFileError(f"{path}: no pair manifest (run trainers.cyclegan to translate the domains)")
     m = read_json(path)
+    if not isinstance(m, dict):
+        raise UserError(f"{path}: expected a JSON object (the pair manifest), got {type(m).__name__}; {fix}")
     if not m.get("complete"):
-        raise ValueError(f"{path}: the pair shards are incomplete (rerun trainers.cyclegan to finish them)")
+        raise UserError(f"{path}: the pair shards are incomplete (rerun trainers.cyclegan to finish them)")
+    shards = m.get("shards")
+    if not isinstance(shards, dict) or not all(isinstance(shards.get(k, []), list) for k in KINDS):
+        raise UserError(f"{path}: no 'shards' {{kind: [entries]}} in the pair manifest; {fix}")
     for kind in KINDS:
-        for entry in m["shards"].get(kind, []):
+        for entry in shards.get(kind, []):
+            missing = [k for k in ("file", "records", "bytes", "sha256")
+                       if not isinstance(entry, dict) or k not in entry]
+            if missing:
+                raise UserError(f"{path}: a {kind} shard entry lacks {', '.join(missing)}; {fix}")
             shard = os.path.join(pairs_dir, entry["file"])
-            if not os.path.exists(shard):
-                raise FileNotFoundError(f"{shard}: pair shard listed in {path} is missing")
+            if not os.path.isfile(shard):
+                raise MissingFileError(f"{shard}: pair shard listed in {path} is missing; {fix}")
             if os.path.getsize(shard) != entry["bytes"] or (verify and sha256_file(shard) != entry["sha256"]):
-                raise ValueError(f"{shard}: pair shard is truncated or changed (checksum differs from {path}); "
-                                 "rerun trainers.cyclegan to rewrite it")
+                raise UserError(f"{shard}: pair shard is truncated or changed (its size or sha256 differs from "
+                                f"{path}); {fix}")
     return m
 
 
@@ -76,7 +89,7 @@ def pair_records(pairs_dir, kind):
     m = read_manifest(pairs_dir)
     files = [os.path.join(pairs_dir, e["file"]) for e in m["shards"].get(kind, [])]
     if not files:
-        raise ValueError(f"{os.path.join(pairs_dir, MANIFEST)}: no {kind} pair shards")
+        raise UserError(f"{os.path.join(pairs_dir, MANIFEST)}: no {kind} pair shards")
     return tf.data.TFRecordDataset(files)
 
 
@@ -180,7 +193,9 @@ def _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size
     """Writes the missing shards of ``kind``; ``batches_from(start)`` yields (images, translated, labels)."""
     _check_kind(kind)
     if num_examples < 1:
-        raise ValueError(f"no {kind} images to translate into {pairs_dir}")
+        raise UserError(f"no {kind} images to translate into {pairs_dir}")
+    if worker[1] == 1:  # several workers: the chief removes them before any worker writes (translate_domains)
+        remove_stale_temporaries(pairs_dir, recursive=False)  # a shard cut short by a kill
     manifest = _Manifest(pairs_dir, shape, int(shard_size), fingerprint)
     num_shards = math.ceil(num_examples / shard_size)
     names = [shard_name(kind, i, num_shards) for i in range(num_shards)]

@@ -8,6 +8,7 @@ The adaptation stage's four-stream mixing lives in ``daaa_tf.data.mixing``.
 import numpy as np
 import tensorflow as tf
 
+from daaa_tf import UserError
 from daaa_tf.models import preprocess
 from daaa_tf.models.gan_nets import to_float
 
@@ -32,7 +33,7 @@ def batched(domain, arch, batch_size, shuffle=False, seed=0):
 def conform_images(dataset, image_size, on_mismatch="resize", name="--source"):
     """Makes a dataset of (image, label) yield uint8 [S, S, 3]; resizes/converts or raises (``on_mismatch``)."""
     if on_mismatch not in SIZE_POLICIES:
-        raise ValueError(f"--on_size_mismatch: expected one of {SIZE_POLICIES}, got {on_mismatch!r}")
+        raise UserError(f"--on_size_mismatch: expected one of {SIZE_POLICIES}, got {on_mismatch!r}")
     spec = dataset.element_spec[0]
     shape = spec.shape
     if not shape.is_fully_defined():
@@ -41,8 +42,8 @@ def conform_images(dataset, image_size, on_mismatch="resize", name="--source"):
     if tuple(shape) == want and spec.dtype == tf.uint8:
         return dataset.map(lambda x, y: (tf.ensure_shape(x, want), y))
     if on_mismatch == "error":
-        raise ValueError(f"{name}: images are {'x'.join(map(str, shape))} {spec.dtype.name}, the CycleGAN needs "
-                         f"{image_size}x{image_size}x3 uint8 (--image_size); pass --on_size_mismatch=resize")
+        raise UserError(f"{name}: images are {'x'.join(map(str, shape))} {spec.dtype.name}, the CycleGAN needs "
+                        f"{image_size}x{image_size}x3 uint8 (--image_size); pass --on_size_mismatch=resize")
 
     def fix(x, y):
         x = tf.convert_to_tensor(x)
@@ -107,9 +108,9 @@ def batch_counts(batch_size, num_replicas=1):
     counts = {"s": n_s, "t": batch_size - n_s}
     for k, n in counts.items():
         if n < 1 or n % num_replicas:
-            raise ValueError(f"--batch_size={batch_size}: RevGrad splits it into {counts['s']} source + "
-                             f"{counts['t']} target images; each needs >= 1 and a multiple of the {num_replicas} "
-                             f"replica(s) ({k!r} has {n}): use a multiple of {2 * num_replicas}")
+            raise UserError(f"--batch_size={batch_size}: RevGrad splits it into {counts['s']} source + "
+                            f"{counts['t']} target images; each needs >= 1 and a multiple of the {num_replicas} "
+                            f"replica(s) ({k!r} has {n}): use a multiple of {2 * num_replicas}")
     return counts
 
 

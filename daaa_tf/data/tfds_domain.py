@@ -8,6 +8,7 @@ import os
 
 import tensorflow as tf
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.data.domains import Domain, check_split
 
 
@@ -19,28 +20,28 @@ def load_tfds(name, split, image_size=32, data_dir=None):
     spec = f"tfds:{name}"
     check_split(spec, split)
     if not name:
-        raise ValueError("tfds:NAME: missing dataset name (e.g. tfds:mnist)")
+        raise UserError("tfds:NAME: missing dataset name (e.g. tfds:mnist)")
     data_dir = data_dir or os.environ.get("TFDS_DATA_DIR") or None
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except Exception as e:  # DatasetNotFoundError and friends; only the message matters
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"{spec}: not a TensorFlow Datasets dataset ({first})") from None
+        raise UserError(f"{spec}: not a TensorFlow Datasets dataset ({first})") from None
     if not builder.is_prepared():
         base = str(getattr(builder, "data_dir_root", None) or builder.data_dir)
         bare = name.split("/")[0].split(":")[0]
         if bare in tfds_mnist_m.BUILDERS:  # made from local files (manual_dir), not downloaded
             hint = tfds_mnist_m.PREPARE_HINT.format(name=bare, instructions=builder.MANUAL_DOWNLOAD_INSTRUCTIONS)
-            raise FileNotFoundError(f"{spec} is not prepared in {base}: {hint}")
-        raise FileNotFoundError(
+            raise MissingFileError(f"{spec} is not prepared in {base}: {hint}")
+        raise MissingFileError(
             f"{spec} is not downloaded in {base} and this machine cannot download it; run `tfds build "
             f"{name.split(':')[0]}` on a machine with internet (and copy {base}), or pass a local "
             "directory such as --source=mnist:DIR")
     info = builder.info
     if split not in info.splits:
-        raise ValueError(f"{spec}: has splits {sorted(info.splits)}, not {split!r}")
+        raise UserError(f"{spec}: has splits {sorted(info.splits)}, not {split!r}")
     if not info.supervised_keys:
-        raise ValueError(f"{spec}: has no (image, label) supervised keys")
+        raise UserError(f"{spec}: has no (image, label) supervised keys")
     label_feature = info.features[info.supervised_keys[1]]
     class_names = list(getattr(label_feature, "names", None) or range(label_feature.num_classes))
 

@@ -24,6 +24,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.data import mnist_m_recipe
 
 CLASS_NAMES = [str(i) for i in range(10)]
@@ -120,9 +121,9 @@ def prepare(name, manual_dir, data_dir=None, config=None):
     """
     builders = {"mnist_m_recipe": MnistMRecipe, "mnist_m_release": MnistMRelease}
     if name not in builders:
-        raise ValueError(f"expected one of {BUILDERS}, got {name!r}")
+        raise UserError(f"expected one of {BUILDERS}, got {name!r}")
     if not os.path.isdir(manual_dir):
-        raise FileNotFoundError(f"{name}: manual_dir {manual_dir} is not a folder")
+        raise MissingFileError(f"{name}: manual_dir {manual_dir} is not a folder")
     kwargs = {"config": config} if config is not None else {}
     builder = builders[name](data_dir=data_dir, **kwargs)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(

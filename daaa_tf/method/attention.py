@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from daaa_tf import UserError
+
 CRITERIA = ("l2", "l1", "mmd", "jmmd")
 
 
@@ -84,7 +86,7 @@ def attention_alignment_loss(families, criterion="l2"):
     family contributes n * MMD^2 (so every criterion scales with the number of pairs like Eq. 5 does).
     """
     if criterion not in CRITERIA:
-        raise ValueError(f"--attention_criterion: expected one of {CRITERIA}, got {criterion!r}")
+        raise UserError(f"--attention_criterion: expected one of {CRITERIA}, got {criterion!r}")
     total = tf.constant(0.0)
     for src, tgt in families:
         n = tf.cast(tf.shape(src[0])[0], tf.float32)

@@ -14,6 +14,7 @@ The stage that trains it and writes the pair shards (``train_cyclegan``, ``trans
 import keras
 import tensorflow as tf
 
+from daaa_tf import UserError
 from daaa_tf.config import CycleGANConfig  # noqa: F401  (re-exported: built by build_cyclegan's callers)
 from daaa_tf.method import losses
 from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_generator, to_float, to_uint8
@@ -35,7 +36,7 @@ class CycleGAN(keras.Model):
                  **kwargs):
         super().__init__(**kwargs)
         if gan_loss not in losses.GAN_LOSSES:
-            raise ValueError(f"--gan_loss: expected one of {losses.GAN_LOSSES}, got {gan_loss!r}")
+            raise UserError(f"--gan_loss: expected one of {losses.GAN_LOSSES}, got {gan_loss!r}")
         self.g_st, self.g_ts, self.d_s, self.d_t = g_st, g_ts, d_s, d_t
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
         self.gan_loss = gan_loss
@@ -44,7 +45,7 @@ class CycleGAN(keras.Model):
         self.pool_t = ImagePool(pool_size, shape, seed + 1, name="pool_t") if pool_size else None
         self.semantic_weight, self.semantic_arch = float(semantic_weight), semantic_arch
         if self.semantic_weight and semantic_net is None:
-            raise ValueError("--semantic_weight > 0 needs the source network (--source_model)")
+            raise UserError("--semantic_weight > 0 needs the source network (--source_model)")
         self.semantic_net = semantic_net if self.semantic_weight else None
         if self.semantic_net is not None:
             self.semantic_net.trainable = False
@@ -191,7 +192,7 @@ def build_cyclegan(config, strategy=None, semantic_net=None, semantic_arch="digi
                                    ("--identity_weight", c.identity_weight, 0, 1000),
                                    ("--pool_size", c.pool_size, 0, 1000)):
         if not low <= value <= high:
-            raise ValueError(f"{name}: expected a value in [{low}, {high}], got {value}")
+            raise UserError(f"{name}: expected a value in [{low}, {high}], got {value}")
     with strategy.scope():
         g_st = build_generator(c.image_size, c.gen_width, c.gen_blocks, c.upsample, name="g_st")
         g_ts = build_generator(c.image_size, c.gen_width, c.gen_blocks, c.upsample, name="g_ts")

@@ -10,6 +10,7 @@ equal the single-device gradient.
 import keras
 import tensorflow as tf
 
+from daaa_tf import UserError
 from daaa_tf.method import losses
 from daaa_tf.method.attention import attention_alignment_loss, attention_map
 from daaa_tf.method.augment import colour_augment, step_seed
@@ -40,9 +41,9 @@ class DAAA(keras.Model):
                  **kwargs):
         super().__init__(name="daaa", **kwargs)
         if beta < 0:
-            raise ValueError(f"--beta must be >= 0, got {beta}")
+            raise UserError(f"--beta must be >= 0, got {beta}")
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"--threshold (p_t) must be in [0, 1], got {threshold}")
+            raise UserError(f"--threshold (p_t) must be in [0, 1], got {threshold}")
         self.target, self.source, self.posterior = target, source, posterior
         self.source.trainable = False
         self.posterior.trainable = False
@@ -56,7 +57,7 @@ class DAAA(keras.Model):
         self.schedule = schedule
         unknown = set(augment_streams) - set(AUGMENT_KEYS)
         if unknown:
-            raise ValueError(f"--augment_streams: expected some of {','.join(AUGMENT_KEYS)}, got {sorted(unknown)}")
+            raise UserError(f"--augment_streams: expected some of {','.join(AUGMENT_KEYS)}, got {sorted(unknown)}")
         self.augment_keys = [AUGMENT_KEYS[s] for s in AUGMENT_KEYS if s in augment_streams]
         self.augment_seed = int(augment_seed)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in

@@ -7,6 +7,8 @@ samples*; the adaptation step divides every term by the global batch size (docs/
 
 import tensorflow as tf
 
+from daaa_tf import UserError
+
 GAN_LOSSES = ("lsgan", "bce")
 
 
@@ -22,7 +24,7 @@ def discriminator_loss(real_logits, fake_logits, gan_loss="lsgan"):
         real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
         fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
         return 0.5 * (tf.reduce_mean(real) + tf.reduce_mean(fake))
-    raise ValueError(f"--gan_loss: expected one of {GAN_LOSSES}, got {gan_loss!r}")
+    raise UserError(f"--gan_loss: expected one of {GAN_LOSSES}, got {gan_loss!r}")
 
 
 def generator_adversarial_loss(fake_logits, gan_loss="lsgan"):
@@ -31,7 +33,7 @@ def generator_adversarial_loss(fake_logits, gan_loss="lsgan"):
         return tf.reduce_mean(tf.square(fake_logits - 1.0))
     if gan_loss == "bce":
         return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(fake_logits), fake_logits))
-    raise ValueError(f"--gan_loss: expected one of {GAN_LOSSES}, got {gan_loss!r}")
+    raise UserError(f"--gan_loss: expected one of {GAN_LOSSES}, got {gan_loss!r}")
 
 
 def cycle_loss(real, reconstructed):

@@ -7,6 +7,8 @@ L_EM at the first copy and the restart of the learning-rate schedule.
 import keras
 import tensorflow as tf
 
+from daaa_tf import UserError
+
 
 class PosteriorSync(keras.callbacks.Callback):
     """Copies the target network into M_post every ``sync_every`` updates and restarts the LR schedule.
@@ -31,7 +33,7 @@ class PosteriorSync(keras.callbacks.Callback):
     def __init__(self, sync_every, restart_lr=True, log_dir=None):
         super().__init__()
         if sync_every < 1:
-            raise ValueError(f"--sync_every must be >= 1, got {sync_every}")
+            raise UserError(f"--sync_every must be >= 1, got {sync_every}")
         self.sync_every = int(sync_every)
         self.restart_lr = bool(restart_lr)
         self.log_dir = log_dir

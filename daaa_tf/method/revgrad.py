@@ -19,6 +19,7 @@ eta0 * (1 + alpha p)^-power (Ganin's annealing; ``RestartableAnnealing`` without
 import keras
 import tensorflow as tf
 
+from daaa_tf import UserError
 from daaa_tf.method import losses
 from daaa_tf.method.daaa import target_test_step
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
@@ -86,7 +87,7 @@ class RevGrad(keras.Model):
                  grad_multipliers=None, schedule=None, **kwargs):
         super().__init__(name="revgrad", **kwargs)
         if global_batch < 2 or total_steps < 1:
-            raise ValueError(f"RevGrad needs a global batch >= 2 and >= 1 step, got {global_batch}, {total_steps}")
+            raise UserError(f"RevGrad needs a global batch >= 2 and >= 1 step, got {global_batch}, {total_steps}")
         self.net, self.domain_head, self.arch = net, domain_head, arch
         feats, self.features_description = penultimate_features(net)
         self.extractor = keras.Model(net.input, {"logits": net.output["logits"], "features": feats},

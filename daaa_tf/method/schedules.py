@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from daaa_tf import UserError
+
 
 class RestartableAnnealing(keras.optimizers.schedules.LearningRateSchedule):
     """eta = eta0 * (1 + alpha * p)^(-power), p = min(1, (step - offset) / cycle_steps).
@@ -41,4 +43,4 @@ def make_optimizer(name, learning_rate, momentum=0.9):
         return keras.optimizers.Adam(learning_rate)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=momentum)
-    raise ValueError(f"--optimizer: expected adam or sgd, got {name!r}")
+    raise UserError(f"--optimizer: expected adam or sgd, got {name!r}")

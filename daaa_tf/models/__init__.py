@@ -7,6 +7,7 @@
 import keras
 import tensorflow as tf
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.models.digit_cnn import build_digit_cnn
 from daaa_tf.models.resnet import HEAD_LAYERS, build_resnet50
 
@@ -20,7 +21,7 @@ def build_classifier(arch, num_classes, image_size, weights=None, attention_laye
         return build_digit_cnn(num_classes, (h, w, 3))
     if arch == "resnet50":
         return build_resnet50(num_classes, (h, w, 3), weights=weights, attention_layers=attention_layers)
-    raise ValueError(f"--arch: unknown architecture {arch!r}; expected one of {ARCHS}")
+    raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {ARCHS}")
 
 
 def preprocess(images, arch):
@@ -45,14 +46,14 @@ def load_classifier(path):
     import os
 
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no model at {path!r} (expected a .keras file written by trainers.source "
-                                "or trainers.adapt)")
+        raise MissingFileError(f"no model at {path!r} (expected a .keras file written by trainers.source "
+                               "or trainers.adapt)")
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
-        raise ValueError(f"{path!r} is not a loadable Keras model: {type(e).__name__}: {e}") from None
+        raise UserError(f"{path!r} is not a loadable Keras model: {type(e).__name__}: {e}") from None
     if not isinstance(model.output, dict) or "logits" not in model.output:
-        raise ValueError(f"{path!r} is not a daaa-tf classifier (expected outputs {{'logits', 'taps'}})")
+        raise UserError(f"{path!r} is not a daaa-tf classifier (expected outputs {{'logits', 'taps'}})")
     return model
 
 
@@ -63,10 +64,10 @@ def model_spec(model):
     report and the baselines read it here instead of guessing from layer names or shapes.
     """
     if model.name not in ARCHS:
-        raise ValueError(f"model {model.name!r} is not one of {ARCHS} (was it built by daaa_tf.models?)")
+        raise UserError(f"model {model.name!r} is not one of {ARCHS} (was it built by daaa_tf.models?)")
     shape = tuple(model.input.shape)
     if len(shape) != 4 or shape[1] is None or shape[2] is None or shape[3] != 3:
-        raise ValueError(f"model input shape {shape} is not [N, H, W, 3] with a fixed H and W")
+        raise UserError(f"model input shape {shape} is not [N, H, W, 3] with a fixed H and W")
     by_output = {id(lyr.output): lyr.name for lyr in model.layers}
     taps = [by_output.get(id(t), f"tap{i}") for i, t in enumerate(model.output["taps"])]
     return {"arch": model.name, "num_classes": int(model.output["logits"].shape[-1]),

@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from daaa_tf import UserError
+
 
 def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=(32, 64, 128), name="digit_cnn"):
     """Returns a functional model ``x -> {"logits": [N, K], "taps": [F_1, F_2, F_3]}``.
@@ -12,7 +14,7 @@ def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=(32, 64, 128
     their ReLU. Input: float32 images in [-1, 1] (see ``daaa_tf.models.preprocess``).
     """
     if input_shape[0] % 8 or input_shape[1] % 8:
-        raise ValueError(f"digit CNN input height/width must be multiples of 8, got {input_shape}")
+        raise UserError(f"digit CNN input height/width must be multiples of 8, got {input_shape}")
     inputs = keras.Input(input_shape, name="image")
     taps = []
     x = inputs

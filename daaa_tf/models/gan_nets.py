@@ -14,6 +14,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from daaa_tf import MissingFileError, UserError
+
 UPSAMPLING = ("resize", "transpose")
 
 
@@ -87,12 +89,12 @@ def build_generator(image_size, width=32, num_blocks=3, upsample="resize", chann
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if h % 4 or w % 4 or min(h, w) < 8:
-        raise ValueError(f"--image_size: the CycleGAN generator needs sides that are multiples of 4 and >= 8, "
-                         f"got {h}x{w}")
+        raise UserError(f"--image_size: the CycleGAN generator needs sides that are multiples of 4 and >= 8, "
+                        f"got {h}x{w}")
     if upsample not in UPSAMPLING:
-        raise ValueError(f"--cyclegan_upsample: expected one of {UPSAMPLING}, got {upsample!r}")
+        raise UserError(f"--cyclegan_upsample: expected one of {UPSAMPLING}, got {upsample!r}")
     if width < 1 or num_blocks < 0:
-        raise ValueError(f"--gen_width must be >= 1 and --gen_blocks >= 0, got {width}, {num_blocks}")
+        raise UserError(f"--gen_width must be >= 1 and --gen_blocks >= 0, got {width}, {num_blocks}")
     inputs = keras.Input((h, w, channels), name="image")
     x = _conv_norm_relu(inputs, width, 7, 1, "c7s1", pad_reflect=3)
     x = _conv_norm_relu(x, 2 * width, 3, 2, "d2k")
@@ -113,7 +115,7 @@ def build_discriminator(image_size, width=64, num_layers=3, channels=3, name="di
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if num_layers < 1 or min(h, w) < 2 ** num_layers:
-        raise ValueError(f"--disc_layers: need 1 <= layers and 2^layers <= image side, got {num_layers} for {h}x{w}")
+        raise UserError(f"--disc_layers: need 1 <= layers and 2^layers <= image side, got {num_layers} for {h}x{w}")
     inputs = keras.Input((h, w, channels), name="image")
     x = layers.Conv2D(width, 4, strides=2, padding="same", name="c1_conv")(inputs)
     x = layers.LeakyReLU(0.2, name="c1_lrelu")(x)
@@ -170,5 +172,5 @@ def load_generator(path):
     import os
 
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no generator at {path!r} (expected g_st.keras / g_ts.keras from trainers.cyclegan)")
+        raise MissingFileError(f"no generator at {path!r} (expected g_st.keras / g_ts.keras from trainers.cyclegan)")
     return keras.models.load_model(path, compile=False)

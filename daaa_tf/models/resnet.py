@@ -5,6 +5,8 @@ import os
 import keras
 from keras import layers
 
+from daaa_tf import MissingFileError, UserError
+
 STEM_CONV = "conv1_conv"
 
 
@@ -14,9 +16,9 @@ def _resolve_weights(weights):
     if weights == "imagenet":
         return "imagenet"
     if not os.path.isfile(weights):
-        raise FileNotFoundError(f"--weights: no such file {weights!r} (expected 'imagenet', 'none' or a "
-                                "Keras ResNet50 no-top weights file, e.g. resnet50_weights_tf_dim_ordering_"
-                                "tf_kernels_notop.h5)")
+        raise MissingFileError(f"--weights: no such file {weights!r} (expected 'imagenet', 'none' or a "
+                               "Keras ResNet50 no-top weights file, e.g. resnet50_weights_tf_dim_ordering_"
+                               "tf_kernels_notop.h5)")
     return weights
 
 
@@ -34,8 +36,8 @@ def tap_layer_names(base, attention_layers="all_conv"):
     known = {lyr.name for lyr in base.layers}
     missing = [n for n in names if n not in known]
     if missing:
-        raise ValueError(f"--attention_layers: unknown ResNet-50 layer(s) {missing}; "
-                         "use all_conv, blocks or names such as conv3_block1_out")
+        raise UserError(f"--attention_layers: unknown ResNet-50 layer(s) {missing}; "
+                        "use all_conv, blocks or names such as conv3_block1_out")
     return names
 
 

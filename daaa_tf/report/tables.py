@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from daaa_tf import io
+from daaa_tf import MissingFileError, UserError, io
 from daaa_tf.experiments import ABLATION_ROWS, PAPER_SOURCE_TEST, TABLE1_ROWS, paper_value
 
 
@@ -39,21 +39,31 @@ def _seed_of(path, metrics, default=0):
     return int(m.group(1)) if m else default
 
 
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
+
+
 def collect(run_dir):
     """Finds every finished run. Returns (runs {variant: [Run, ...] sorted by seed}, incomplete [dirs], notes)."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir!r} is a file (expected runs/<exp> written by trainers.pipeline)")
     if not os.path.isdir(run_dir):
-        raise FileNotFoundError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
-                                "trainers.pipeline)")
+        raise MissingFileError(f"run directory {run_dir!r} does not exist (expected runs/<exp> written by "
+                               "trainers.pipeline)")
     runs, incomplete, notes = {}, [], []
 
     def add(variant, path):
         mfile = os.path.join(path, "metrics.json")
-        metrics = io.read_json(mfile)
+        try:
+            metrics = io.read_json(mfile)
+        except UserError as e:  # cut short or edited: a counted skip, named in the report
+            notes.append(f"{str(e).split(';')[0]}; left out")
+            return
         if metrics is None:
             incomplete.append(path)
             return
-        if "target_test_accuracy" not in metrics:
-            notes.append(f"{mfile} has no target_test_accuracy; left out")
+        if not isinstance(metrics, dict) or not _is_number(metrics.get("target_test_accuracy")):
+            notes.append(f"{mfile} has no numeric target_test_accuracy; left out")
             return
         run = Run(variant, _seed_of(path, metrics), path, metrics)
         if any(r.seed == run.seed for r in runs.get(variant, [])):

@@ -4,6 +4,8 @@ import os
 
 import numpy as np
 
+from daaa_tf import MissingFileError, UserError
+
 
 def read_image(path, image_size):
     """uint8 [H, W, 3] for the model and a list of notes (conversions made). One-line ValueError if unreadable.
@@ -13,14 +15,14 @@ def read_image(path, image_size):
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such image file")
+        raise MissingFileError(f"{path}: no such image file")
     try:
         with Image.open(path) as img:
             img.load()
             mode, size = img.mode, img.size
             rgb = img.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-        raise ValueError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise UserError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
     notes = []
     if mode != "RGB":
         notes.append(f"converted from mode {mode} to RGB")

@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from daaa_tf import MissingFileError, UserError
 from daaa_tf.serving.contract import ATTENTION, LABELS_FILE, METADATA, SAVED_MODEL, SERVING
 
 
@@ -16,17 +17,17 @@ class SavedModelRunner:
 
     def __init__(self, path):
         if not _is_saved_model(path):
-            raise ValueError(f"{path!r} is not a SavedModel directory (no saved_model.pb)")
+            raise UserError(f"{path!r} is not a SavedModel directory (no saved_model.pb)")
         import tensorflow as tf
 
         self.path = path
         try:
             self.loaded = tf.saved_model.load(path)
         except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
-            raise ValueError(f"{path!r} is not a loadable SavedModel: {type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''}") from None
+            raise UserError(f"{path!r} is not a loadable SavedModel: {type(e).__name__}: "
+                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
         if SERVING not in self.loaded.signatures:
-            raise ValueError(f"SavedModel {path!r} has no {SERVING!r} signature")
+            raise UserError(f"SavedModel {path!r} has no {SERVING!r} signature")
         serve = self.loaded.signatures[SERVING]
         spec = serve.structured_input_signature[1]["images"]
         self.image_size = (int(spec.shape[1]), int(spec.shape[2]))
@@ -42,7 +43,7 @@ class SavedModelRunner:
     def attention(self, images):
         """{key: [N, H_l, W_l]} in model order (keys sort in tap order)."""
         if ATTENTION not in self.loaded.signatures:
-            raise ValueError(f"SavedModel {self.path!r} has no {ATTENTION!r} signature")
+            raise UserError(f"SavedModel {self.path!r} has no {ATTENTION!r} signature")
         out = self.loaded.signatures[ATTENTION](images=np.asarray(images, np.uint8))
         return {k: out[k].numpy() for k in sorted(out)}
 
@@ -57,7 +58,7 @@ class TFLiteRunner:
         try:
             if isinstance(model, str):
                 if not os.path.isfile(model):
-                    raise FileNotFoundError(f"no TFLite model at {model!r}")
+                    raise MissingFileError(f"no TFLite model at {model!r}")
                 self.interpreter = Interpreter(model_path=model, num_threads=num_threads)
             else:
                 self.interpreter = Interpreter(model_content=bytes(model), num_threads=num_threads)
@@ -65,8 +66,8 @@ class TFLiteRunner:
         except FileNotFoundError:
             raise
         except Exception as e:  # noqa: BLE001 - one clear line instead of a deep traceback
-            raise ValueError(f"{self.path!r} is not a usable TFLite model with a {SERVING!r} signature: "
-                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+            raise UserError(f"{self.path!r} is not a usable TFLite model with a {SERVING!r} signature: "
+                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         shape = self.runner.get_input_details()["images"]["shape_signature"]
         self.image_size = (int(shape[1]), int(shape[2]))
         self.class_names = None
@@ -100,23 +101,25 @@ def run_batched(runner, images, batch_size=None):
 
 
 def read_labels(path):
-    """Class names from a labels.txt (one per line), or None when there is none."""
+    """Class names from a labels.txt (one per line; UTF-8, a BOM and CRLF allowed), or None when there is none.
+    A file that is not UTF-8 is a UserError naming the file and line."""
+    from daaa_tf.io import read_text_lines
+
     if not os.path.isfile(path):
         return None
-    with open(path) as f:
-        return [line.rstrip("\n") for line in f]
+    return read_text_lines(path)
 
 
 def load_runner(path, num_threads=None):
     """A SavedModelRunner for a SavedModel directory, a TFLiteRunner for a .tflite file."""
     if not os.path.exists(path):
-        raise FileNotFoundError(f"--model: no model at {path!r} (expected a SavedModel directory or a .tflite "
-                                "file written by export.saved_model / export.tflite)")
+        raise MissingFileError(f"--model: no model at {path!r} (expected a SavedModel directory or a .tflite "
+                               "file written by export.saved_model / export.tflite)")
     if os.path.isdir(path):
         return SavedModelRunner(path)
     if path.endswith((".keras", ".h5")):
-        raise ValueError(f"--model: {path!r} is a Keras model; export it first (python -m export.saved_model) "
-                         "and pass the SavedModel directory or a .tflite file")
+        raise UserError(f"--model: {path!r} is a Keras model; export it first (python -m export.saved_model) "
+                        "and pass the SavedModel directory or a .tflite file")
     runner = TFLiteRunner(path, num_threads=num_threads)
     runner.class_names = read_labels(os.path.join(os.path.dirname(os.path.abspath(path)), LABELS_FILE))
     return runner
@@ -128,6 +131,6 @@ def attention_runner(runner):
         return runner
     beside = os.path.join(os.path.dirname(os.path.abspath(runner.path)), SAVED_MODEL)
     if not _is_saved_model(beside):
-        raise ValueError(f"--attention_out: attention maps need the SavedModel (the .tflite files carry only "
-                         f"serving_default), and there is none at {beside!r}; run python -m export.saved_model")
+        raise UserError(f"--attention_out: attention maps need the SavedModel (the .tflite files carry only "
+                        f"serving_default), and there is none at {beside!r}; run python -m export.saved_model")
     return SavedModelRunner(beside)

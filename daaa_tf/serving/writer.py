@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from daaa_tf import UserError
 from daaa_tf.io import atomic_path, read_json, write_json
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import build_classifier, model_spec, preprocess
@@ -35,6 +36,8 @@ from daaa_tf.serving.contract import (
     SERVING,
     TFLITE_MODES,
     artifact_path,
+    check_export_dir,
+    mark_export_dir,
     tflite_name,
 )
 from daaa_tf.serving.parity import default_bounds, evaluate_format, merge_parity
@@ -73,7 +76,7 @@ def build_archive(model, class_names=None):
     arch, (h, w), k = spec["arch"], spec["image_size"], spec["num_classes"]
     class_names = [str(c) for c in (class_names or range(k))]
     if len(class_names) != k:
-        raise ValueError(f"{len(class_names)} class names for a model with {k} classes")
+        raise UserError(f"{len(class_names)} class names for a model with {k} classes")
     keys = attention_keys(spec["tap_names"])
     image_spec = tf.TensorSpec([None, h, w, 3], tf.uint8, name="images")
 
@@ -128,7 +131,7 @@ def convert_tflite(saved_model_dir, mode, representative_images=None):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "int8":
         if representative_images is None or len(representative_images) == 0:
-            raise ValueError("int8 TFLite needs representative images (--num_calibration > 0)")
+            raise UserError("int8 TFLite needs representative images (--num_calibration > 0)")
         images = np.asarray(representative_images, np.uint8)
 
         def representative():
@@ -177,7 +180,7 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
     spec = model_spec(model)
     targets = _check_request(spec, export_dir, formats, parity_images, calibration_images, overwrite)
     bounds = {**default_bounds(), **(bounds or {})}
-    os.makedirs(export_dir, exist_ok=True)
+    mark_export_dir(export_dir)
     log(f"reference: Keras model on {len(parity_images)} target test images")
     reference = keras_probabilities(model, parity_images)
     info = {**spec, **(reference_info or {}), "num_examples": int(len(parity_images)),
@@ -206,19 +209,20 @@ def export_formats(model, export_dir, formats, parity_images, parity_labels, cal
 
 
 def _check_request(spec, export_dir, formats, parity_images, calibration_images, overwrite):
-    """{format: final path}, or a one-line ValueError for unknown formats, existing files or bad inputs."""
+    """{format: final path}, or a one-line UserError for unknown formats, existing files or bad inputs."""
+    check_export_dir(export_dir)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise ValueError(f"export formats: expected some of {FORMATS}, got {list(formats)}")
+        raise UserError(f"export formats: expected some of {FORMATS}, got {list(formats)}")
     targets = {f: artifact_path(export_dir, f) for f in formats}
     existing = [p for p in targets.values() if os.path.exists(p)]
     if existing and not overwrite:
-        raise ValueError(f"{existing[0]!r} already exists (pass --overwrite to replace it)")
+        raise UserError(f"{existing[0]!r} already exists (pass --overwrite to replace it)")
     if "int8" in formats and (calibration_images is None or len(calibration_images) == 0):
-        raise ValueError("int8 TFLite needs representative images (--num_calibration > 0)")
+        raise UserError("int8 TFLite needs representative images (--num_calibration > 0)")
     if tuple(parity_images.shape[1:]) != (*spec["image_size"], 3):
-        raise ValueError(f"parity images are {parity_images.shape[1:]}, the model takes "
-                         f"{(*spec['image_size'], 3)}")
+        raise UserError(f"parity images are {parity_images.shape[1:]}, the model takes "
+                        f"{(*spec['image_size'], 3)}")
     return targets
 
 

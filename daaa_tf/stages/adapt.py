@@ -8,7 +8,7 @@ import time
 import keras
 import numpy as np
 
-from daaa_tf import StageError, io, runtime, workers
+from daaa_tf import StageError, UserError, io, runtime, workers
 from daaa_tf.config import AdaptConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.mixing import adaptation_dataset
@@ -21,12 +21,12 @@ from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScal
 
 
 def _check_inputs(cfg, source_net):
-    manifest = read_manifest(cfg.pairs_dir)
+    manifest = read_manifest(cfg.pairs_dir, verify=True)  # a changed shard: one line here, not DataLossError in fit
     shape = tuple(manifest.get("image_shape", ()))
     want = (*model_spec(source_net)["image_size"], 3)
     if shape and shape != want:
-        raise ValueError(f"pair shards in {cfg.pairs_dir} hold {shape} images but the source model "
-                         f"{cfg.source_model} takes {want}: rerun trainers.cyclegan with --image_size={want[0]}")
+        raise UserError(f"pair shards in {cfg.pairs_dir} hold {shape} images but the source model "
+                        f"{cfg.source_model} takes {want}: rerun trainers.cyclegan with --image_size={want[0]}")
     return manifest
 
 

@@ -5,6 +5,8 @@ None of them reads the device every update: the periodic ones count updates in P
 (docs/design.md, "Resume contract" and "Host synchronisation").
 """
 
+import gc
+import glob
 import math
 import os
 
@@ -12,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf import io, workers
+from daaa_tf import StageError, UserError, io, workers
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import preprocess
 
@@ -30,7 +32,7 @@ class Periodic(keras.callbacks.Callback):
     def __init__(self, every=10):
         super().__init__()
         if int(every) < 1:
-            raise ValueError(f"--log_every must be >= 1, got {every}")
+            raise UserError(f"--log_every must be >= 1, got {every}")
         self.every = int(every)
         self.step = 0
 
@@ -135,6 +137,51 @@ class AttentionImages(keras.callbacks.Callback):
             tf.summary.image("attention/input|source_net_taps|target_net_taps", grid)
 
 
+def restore_newest_good(checkpoint, manager, log=print, hint=""):
+    """Restores the newest checkpoint of ``manager`` that loads (a truncated or changed newest one falls back to
+    the previous one, said in one line); returns its path, or None when there is none. None that loads: a
+    StageError naming the directory (and ``hint``)."""
+    candidates = list(reversed(manager.checkpoints))  # newest first; the manager keeps the last max_to_keep
+    if not candidates:  # no state file, or one TF could not parse (it then ignores every checkpoint silently)
+        numbered = glob.glob(os.path.join(manager.directory, "*-*.index"))
+        numbered = [p[:-len(".index")] for p in numbered if p[:-len(".index")].rsplit("-", 1)[1].isdigit()]
+        candidates = sorted(numbered, key=lambda p: int(p.rsplit("-", 1)[1]), reverse=True)
+        if candidates:
+            log(f"warning: {manager.directory}: the checkpoint state file is missing or unreadable; restoring from "
+                f"the checkpoint files themselves (newest: {os.path.basename(candidates[0])})")
+    failures = []
+    for path in candidates:
+        if _restores(checkpoint, path, failures):
+            if failures:
+                log(f"warning: checkpoint {failures[0][0]} in {manager.directory} is damaged ({failures[0][1]}); "
+                    f"resuming from the previous good one, {os.path.basename(path)}")
+            return path
+    if failures:
+        raise StageError(f"{manager.directory}: no checkpoint can be restored ({', '.join(n for n, _ in failures)}: "
+                         f"{failures[0][1]}); "
+                         f"{hint + '; or ' if hint else ''}delete that folder to start the stage afresh (--overwrite "
+                         "moves aside only a run with other settings), or use another --run_dir")
+    return None
+
+
+def _restores(checkpoint, path, failures):
+    """Restores ``path`` into ``checkpoint``; False (and (name, reason) appended to ``failures``) when it cannot.
+    TF's warnings about the half-restored attempt (logged when it is garbage-collected) are silenced."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+        return True
+    except (tf.errors.OpError, ValueError, IndexError, KeyError, AssertionError, OSError) as e:
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        failures.append((os.path.basename(path), f"{type(e).__name__}: {first}"))
+        return False
+    finally:
+        gc.collect()
+        logger.setLevel(level)
+
+
 class Backup(keras.callbacks.Callback):
     """Saves ``objects`` (a dict of trackables: models, optimizer, variables) into ``directory`` each epoch.
 
@@ -156,16 +203,14 @@ class Backup(keras.callbacks.Callback):
         self.directory, self.max_to_keep = directory, max_to_keep
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = workers.is_chief(self.strategy)
-        self.manager = (tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
-                        if self.chief else None)
+        # Every worker reads (restores) through the chief's manager; only the chief saves through it.
+        self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
         self.history_path = os.path.join(directory, "history.json")
         self.history = {}
 
     def restore(self):
-        latest = tf.train.latest_checkpoint(self.directory) if tf.io.gfile.isdir(self.directory) else None
-        if latest is None:
+        if restore_newest_good(self.checkpoint, self.manager) is None:
             return 0
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
         done = int(self.epoch.numpy())
         saved = io.read_json(self.history_path, {})
         self.history = {k: v[:done] for k, v in saved.items()}

@@ -14,13 +14,14 @@ import time
 import keras
 import tensorflow as tf
 
-from daaa_tf import runtime, workers
+from daaa_tf import StageError, UserError, runtime, workers
 from daaa_tf.data import pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
-from daaa_tf.io import atomic_path, read_json, write_json
+from daaa_tf.io import atomic_path, read_json, remove_stale_temporaries, write_json
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
 from daaa_tf.stages import fingerprint as run_fingerprint
+from daaa_tf.stages.callbacks import restore_newest_good
 
 # ------------------------------------------------------------------------------------- samples / training
 
@@ -80,6 +81,12 @@ class EpochEnd(keras.callbacks.Callback):
         write_json(os.path.join(self.out_dir, "metrics.json"), {"step": step, "history": self.history})
 
 
+def _check_batch(c, strategy):
+    if c.batch_size % strategy.num_replicas_in_sync:
+        raise UserError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
+                        f"{strategy.num_replicas_in_sync} replicas")
+
+
 def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None, sample_count=8,
                    semantic_net=None, semantic_arch="digit_cnn"):
     """Trains (or resumes) a CycleGAN; ``source``/``target`` have ``.dataset()`` and ``.num_examples``.
@@ -89,14 +96,13 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     """
     c = config
     strategy = strategy or tf.distribute.get_strategy()
-    if c.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"--cyclegan_batch_size={c.batch_size} must be a multiple of the "
-                         f"{strategy.num_replicas_in_sync} replicas")
+    _check_batch(c, strategy)
     model = build_cyclegan(c, strategy, semantic_net, semantic_arch)
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
-    if manager.latest_checkpoint:
-        manager.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    restore_newest_good(manager.checkpoint, manager, hint="if the networks' flags changed (--gen_width, "
+                        "--gen_blocks, --disc_width, --disc_layers, --cyclegan_upsample), pass those of the run that "
+                        "wrote them")
     step = model.step_count()
     old = read_json(os.path.join(out_dir, "metrics.json"), {}) or {}
     history = [h for h in old.get("history", []) if h["step"] <= step]
@@ -145,6 +151,10 @@ def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_si
     done the chief adds them to the manifest and marks it complete (docs/design.md, "Multi-worker")."""
     strategy = strategy or tf.distribute.get_strategy()
     worker = (workers.worker_index(strategy), workers.num_workers(strategy))
+    if worker[1] > 1:  # shards cut short by a kill go before any worker writes (one worker: the writer does it)
+        if workers.is_chief(strategy):
+            remove_stale_temporaries(pairs_dir, recursive=False)
+        workers.barrier(strategy)
     fingerprint = {"step": model.step_count(), **(fingerprint or {})}
     fns = {"st": tf.function(lambda x: model.translate(x, "st"), reduce_retracing=True),
            "ts": tf.function(lambda x: model.translate(x, "ts"), reduce_retracing=True)}
@@ -184,10 +194,16 @@ def run_cyclegan(cfg, log=print):
         from daaa_tf.models import load_classifier
 
         semantic_net = load_classifier(cfg.source_model)
+    _check_batch(cfg, strategy)  # before the run directory is claimed
     # another run with other settings: refused (or moved aside)
-    fp, _ = run_fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
-    model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
-                                    semantic_arch=cfg.arch)
+    fp, state = run_fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
+    try:
+        model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
+                                        semantic_arch=cfg.arch)
+    except StageError:  # e.g. checkpoints of other networks in a run from before fingerprints: record nothing
+        if state == "new" and workers.is_chief(strategy):
+            os.remove(os.path.join(cfg.out_dir, run_fingerprint.FILE))
+        raise
     log(f"cyclegan: {metrics['step']} steps -> {cfg.out_dir} (samples.png, g_st.keras, g_ts.keras)")
     metrics["translation"] = translate_domains(
         model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,

@@ -8,6 +8,7 @@ shows was exported from the same model (sha256) within its bounds: that is kept 
 import os
 import sys
 
+from daaa_tf import UserError
 from daaa_tf.io import read_json
 
 
@@ -17,7 +18,7 @@ def load_target(spec, image_size, num_parity, num_calibration, seed):
     from daaa_tf.data.pipelines import take_examples
 
     if image_size[0] != image_size[1]:
-        raise ValueError(f"the model takes {image_size[0]}x{image_size[1]} images; domains are square")
+        raise UserError(f"the model takes {image_size[0]}x{image_size[1]} images; domains are square")
     test = load_domain(spec, "test", image_size[0], role="target")
     images, labels = take_examples(test.dataset(), num_parity)
     calibration = None
@@ -37,8 +38,8 @@ def _todo(cfg, formats, export_dir, model_path, sha256, log):
         path = artifact_path(export_dir, fmt)
         if os.path.exists(path) and not cfg.overwrite:
             if not up_to_date(export_dir, fmt, sha256):
-                raise ValueError(f"{path!r} already exists and is not a checked export of {model_path} "
-                                 "(pass --overwrite to replace it)")
+                raise UserError(f"{path!r} already exists and is not a checked export of {model_path} "
+                                "(pass --overwrite to replace it)")
             log(f"{path}: up to date (same model, within its bounds), kept; --overwrite redoes it")
             continue
         todo.append(fmt)
@@ -53,10 +54,11 @@ def export_model(cfg, formats, log=None):
     from daaa_tf.io import sha256_file
     from daaa_tf.models import load_classifier, model_spec
     from daaa_tf.serving import writer
-    from daaa_tf.serving.contract import PARITY_FILE, default_model_path
+    from daaa_tf.serving.contract import PARITY_FILE, check_export_dir, default_model_path
     from daaa_tf.serving.parity import PARITY_FAILED_EXIT, format_table
 
     log = log or (lambda msg: print(msg, flush=True))
+    check_export_dir(cfg.export_dir)  # a file, or a folder of the user's: refused before any slow work
     model_path = cfg.model or default_model_path(cfg.run_dir)
     model = load_classifier(model_path)
     spec = model_spec(model)
@@ -71,7 +73,7 @@ def export_model(cfg, formats, log=None):
         return 0
     num_calibration = cfg.num_calibration if "int8" in formats else 0
     if "int8" in formats and not num_calibration:
-        raise ValueError("--num_calibration must be > 0 for the int8 TFLite model")
+        raise UserError("--num_calibration must be > 0 for the int8 TFLite model")
     log(f"loading target {cfg.target!r} (test for parity, train for calibration)")
     images, labels, calibration, class_names = load_target(cfg.target, spec["image_size"], cfg.num_parity,
                                                            num_calibration, cfg.seed)

@@ -130,11 +130,11 @@ def flag_lines(cfg):
 
 def claim(stage_dir, cfg, overwrite=None, inputs=None, strategy=None):
     """The start of a stage: ``check``; with a differing fingerprint and ``overwrite`` the old stage directory
-    is moved to <stage_dir>.old-<UTC timestamp> (nothing is deleted); then records the fingerprint (atomically)
-    and flags.txt. Returns the fingerprint and what ``check`` found.
+    is moved to <stage_dir>.old-<UTC timestamp> (nothing is deleted); removes the temporary files a killed run
+    left; then records the fingerprint (atomically) and flags.txt. Returns the fingerprint and what ``check`` found.
 
-    Under a multi-worker ``strategy`` every worker checks, then (after all have) only the chief moves and writes,
-    and every worker waits for it (docs/design.md, "Multi-worker")."""
+    Under a multi-worker ``strategy`` every worker checks, then (after all have) only the chief moves, removes and
+    writes, and every worker waits for it (docs/design.md, "Multi-worker")."""
     fp = fingerprint(cfg, inputs)
     overwrite = getattr(cfg, "overwrite", False) if overwrite is None else overwrite
     state = check(stage_dir, fp, overwrite)
@@ -152,6 +152,7 @@ def _record(stage_dir, cfg, fp, state):
     if state == "overwrite":
         move_aside(stage_dir)
     os.makedirs(stage_dir, exist_ok=True)
+    io.remove_stale_temporaries(stage_dir)  # what a killed run of this stage left
     io.write_json(os.path.join(stage_dir, FILE), fp)
     with io.atomic_path(os.path.join(stage_dir, "flags.txt")) as tmp, open(tmp, "w") as fh:
         fh.write("\n".join(flag_lines(cfg)) + "\n")

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 
 from daaa_tf import StageError, config, experiments, io
-from daaa_tf.serving.contract import PARITY_FILE
+from daaa_tf.serving.contract import PARITY_FILE, check_export_dir, mark_export_dir
 from daaa_tf.serving.parity import PARITY_FAILED_EXIT, failed_formats
 from daaa_tf.stages import fingerprint as fingerprints
 
@@ -110,6 +110,9 @@ def is_complete(stage):
 def _run_one(stage):
     """Runs one stage in this process; any failure becomes a one-line StageError (traceback in error.txt).
     Returns the stage's status: None or 0, or PARITY_FAILED_EXIT from an export stage (reported, not fatal)."""
+    if stage.parity_stage and stage.out_dir:  # an export directory: never one of the user's own folders
+        check_export_dir(stage.out_dir)
+        mark_export_dir(stage.out_dir)
     if stage.config is not None and stage.out_dir:
         os.makedirs(stage.out_dir, exist_ok=True)
         with open(os.path.join(stage.out_dir, "flags.txt"), "w") as fh:

@@ -12,7 +12,7 @@ import time
 
 import keras
 
-from daaa_tf import io, runtime, workers
+from daaa_tf import StageError, UserError, io, runtime, workers
 from daaa_tf.config import RevGradConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batch_counts, revgrad_dataset
@@ -29,11 +29,11 @@ def _check_domains(cfg, source_net, src_train, tgt_train, tgt_test):
     k = spec["num_classes"]
     for name, d in (("--source train", src_train), ("--target train", tgt_train), ("--target test", tgt_test)):
         if d.num_classes != k:
-            raise ValueError(f"{name} ({cfg.source if 'source' in name else cfg.target}) has {d.num_classes} "
-                             f"classes but the source model {cfg.source_model} predicts {k}")
+            raise UserError(f"{name} ({cfg.source if 'source' in name else cfg.target}) has {d.num_classes} "
+                            f"classes but the source model {cfg.source_model} predicts {k}")
     want = spec["image_size"]
     if want != (cfg.image_size, cfg.image_size):
-        raise ValueError(f"--image_size={cfg.image_size} but the source model {cfg.source_model} takes {want}")
+        raise UserError(f"--image_size={cfg.image_size} but the source model {cfg.source_model} takes {want}")
 
 
 def run_revgrad(cfg: RevGradConfig):
@@ -70,7 +70,7 @@ def run_revgrad(cfg: RevGradConfig):
                                    keras.callbacks.TensorBoard(tb_dir)],
                         verbose=runtime.fit_verbosity())
     if guard.bad_step is not None:
-        raise RuntimeError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "
+        raise StageError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "
                            f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")
     src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
     source_test = model.evaluate(workers.shard_by_data(src_test.dataset().batch(cfg.eval_batch_size)), verbose=0,

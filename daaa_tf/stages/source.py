@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from daaa_tf import StageError, io, runtime, workers
+from daaa_tf import StageError, UserError, io, runtime, workers
 from daaa_tf.config import SourceConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batched
@@ -28,12 +28,12 @@ def train_source(cfg: SourceConfig):
     src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
     tgt_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
     if src_train.num_classes != tgt_test.num_classes:
-        raise ValueError(f"--source {cfg.source} has {src_train.num_classes} classes but --target "
-                         f"{cfg.target} has {tgt_test.num_classes}")
+        raise UserError(f"--source {cfg.source} has {src_train.num_classes} classes but --target "
+                        f"{cfg.target} has {tgt_test.num_classes}")
     if src_train.num_examples < cfg.batch_size:  # drop_remainder: not a single step per epoch
-        raise ValueError(f"--source_batch_size={cfg.batch_size} is larger than the source training set "
-                         f"({cfg.source}: {src_train.num_examples} examples), so no step would be trained; "
-                         f"use --source_batch_size <= {src_train.num_examples}")
+        raise UserError(f"--source_batch_size={cfg.batch_size} is larger than the source training set "
+                        f"({cfg.source}: {src_train.num_examples} examples), so no step would be trained; "
+                        f"use --source_batch_size <= {src_train.num_examples}")
     _, state = fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
     metrics_path = os.path.join(cfg.out_dir, "metrics.json")
     previous = io.read_json(metrics_path) if state == "same" else None
