@@ -17,7 +17,8 @@ def make_strategy(name="auto"):
 
     auto: a TPU if one is attached (TPU_NAME set), MirroredStrategy over all GPUs if there are several,
     otherwise the default strategy. mirrored: all GPUs, or all logical CPUs when there is no GPU (the test
-    setup; created once per process and reused). multi_worker: MultiWorkerMirroredStrategy (reads TF_CONFIG).
+    setup; created once per process and reused). multi_worker: MultiWorkerMirroredStrategy (reads TF_CONFIG; once per
+    process, created before the first TF op; docs/design.md, "Multi-worker").
     tpu: TPUStrategy.
     """
     if name not in STRATEGIES:
@@ -40,8 +41,13 @@ def make_strategy(name="auto"):
             ops = None if gpus else tf.distribute.ReductionToOneDevice()
             _STRATEGIES["mirrored"] = tf.distribute.MirroredStrategy(devices, cross_device_ops=ops)
         return _STRATEGIES["mirrored"]
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "multi_worker":  # one per process (it configures the collective ops at program start)
+        if "multi_worker" not in _STRATEGIES:
+            from daaa_tf import workers
+
+            workers.fix_keras_for_multi_worker()
+            _STRATEGIES["multi_worker"] = tf.distribute.MultiWorkerMirroredStrategy()
+        return _STRATEGIES["multi_worker"]
     tpu = os.environ.get("TPU_NAME", "")
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

@@ -26,8 +26,17 @@ def _first_per_replica(x, n_take, num_replicas):
 def _stream(pairs_dir, kind, batch, seed, skip_batches, shuffle_buffer):
     from daaa_tf.data.pairs import pair_records
 
-    ds = pair_records(pairs_dir, kind)
-    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    records = pair_records(pairs_dir, kind)
+
+    def one_pass(p):
+        # A fixed shuffle per pass (graph seed ``seed + 1``, op seed the pass number), not one reshuffling
+        # shuffle: that one draws each pass's order from a seed generator which tf.distribute's dataset rewrite
+        # re-creates, so under (MultiWorker)MirroredStrategy the stream differed from the one-device stream.
+        # set_seed here sets the seed of this function's graph only (never 0, so the tensor op seed is accepted).
+        tf.random.set_seed(seed + 1)
+        return records.shuffle(shuffle_buffer, seed=p, reshuffle_each_iteration=False)
+
+    ds = tf.data.Dataset.counter().flat_map(one_pass)
     # Skip consumed batches *before* decoding, so a resumed run sees exactly the batches it would have seen.
     return ds.batch(batch, drop_remainder=True).skip(skip_batches)
 

@@ -165,14 +165,15 @@ class _Manifest:
 
 
 def write_translated_shards(pairs_dir, kind, dataset, num_examples, translate_fn, batch_size=256,
-                            shard_size=10000, fingerprint=None, progress=True, complete_when=KINDS):
+                            shard_size=10000, fingerprint=None, progress=True, complete_when=KINDS, worker=(0, 1)):
     """Translates an unbatched ``(uint8 [H, W, 3], label)`` dataset into ``kind`` pair shards, resumably.
 
     ``translate_fn``: uint8 [B, H, W, 3] -> uint8 [B, H, W, 3] (a generator). ``dataset`` must yield its
     ``num_examples`` elements in a fixed order. Shards whose checksum matches the manifest are kept (and not
     translated again); the manifest becomes ``complete`` once every kind in ``complete_when`` is written.
     A changed ``fingerprint`` (e.g. another generator step) starts the directory over.
-    Returns the manifest dict.
+    ``worker=(k, n)``: worker k of n writes shards k, k + n, ...; the others list theirs beside the manifest until
+    the chief (k = 0) calls ``merge_worker_shards``. Returns the manifest dict (worker 0's view).
     """
     shape = [int(d) for d in dataset.element_spec[0].shape]
 
@@ -182,27 +183,38 @@ def write_translated_shards(pairs_dir, kind, dataset, num_examples, translate_fn
             yield images, np.asarray(translate_fn(images)), labels.numpy()
 
     return _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size, fingerprint or {},
-                         progress, complete_when)
+                         progress, complete_when, worker=worker)
+
+
+def _worker_list(pairs_dir, kind, k):
+    return os.path.join(pairs_dir, f".{kind}.worker-{k}.json")
 
 
 def _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size, fingerprint, progress,
-                  complete_when, reuse=True):
+                  complete_when, reuse=True, worker=(0, 1)):
     """Writes the missing shards of ``kind``; ``batches_from(start)`` yields (images, translated, labels)."""
     _check_kind(kind)
     if num_examples < 1:
         raise UserError(f"no {kind} images to translate into {pairs_dir}")
-    remove_stale_temporaries(pairs_dir, recursive=False)  # a shard cut short by a kill
+    if worker[1] == 1:  # several workers: the chief removes them before any worker writes (translate_domains)
+        remove_stale_temporaries(pairs_dir, recursive=False)  # a shard cut short by a kill
     manifest = _Manifest(pairs_dir, shape, int(shard_size), fingerprint)
     num_shards = math.ceil(num_examples / shard_size)
     names = [shard_name(kind, i, num_shards) for i in range(num_shards)]
     sizes = [min(shard_size, num_examples - i * shard_size) for i in range(num_shards)]
     entries = [manifest.done_entry(pairs_dir, kind, n, c) if reuse else None for n, c in zip(names, sizes)]
-    _remove_stale(pairs_dir, kind, set(names))
+    k, n_workers = worker
+    if k:  # another worker: its shards' entries go to its own list, the chief merges them into the manifest
+        path = _worker_list(pairs_dir, kind, k)
+        manifest.save = lambda: write_json(path, {"fingerprint": fingerprint, "shards": [
+            e for i, e in enumerate(entries) if e and i % n_workers == k]})
+    else:
+        _remove_stale(pairs_dir, kind, set(names))
     manifest.data["counts"][kind] = num_examples
     manifest.data["kinds_complete"][kind] = False
     manifest.data["shards"][kind] = [e for e in entries if e]
     manifest.save()
-    todo = [i for i, e in enumerate(entries) if e is None]
+    todo = [i for i, e in enumerate(entries) if e is None and i % n_workers == k]
     bar = _progress(sum(sizes[i] for i in todo), f"translating {kind}") if progress and todo else None
     reader = None
     for i in todo:
@@ -212,10 +224,36 @@ def _write_shards(pairs_dir, kind, shape, num_examples, batches_from, shard_size
         entries[i] = _write_shard(pairs_dir, names[i], sizes[i], reader, bar)
         manifest.data["shards"][kind] = [e for e in entries if e]
         manifest.save()
-    manifest.data["kinds_complete"][kind] = True
+    manifest.data["kinds_complete"][kind] = all(entries)
     manifest.data["complete"] = all(manifest.data["kinds_complete"].get(k) for k in complete_when)
     manifest.save()  # "complete": true is the last thing written
     return manifest.data
+
+
+def merge_worker_shards(pairs_dir, num_workers, complete_when=KINDS):
+    """The chief, once every worker has written its shards (``worker=(k, n)``): adds the other workers' intact
+    shards to the manifest, removes their lists, and marks the manifest complete when every shard is there."""
+    path = os.path.join(pairs_dir, MANIFEST)
+    m = read_json(path)
+    for kind in KINDS:
+        if kind not in m["counts"]:
+            continue
+        have = {e["file"]: e for e in m["shards"].get(kind, [])}
+        for k in range(1, num_workers):
+            listed = read_json(_worker_list(pairs_dir, kind, k), {}) or {}
+            for e in listed.get("shards", []) if listed.get("fingerprint") == m["fingerprint"] else []:
+                shard = os.path.join(pairs_dir, e["file"])
+                if os.path.exists(shard) and os.path.getsize(shard) == e["bytes"]:
+                    have[e["file"]] = e
+            if os.path.exists(_worker_list(pairs_dir, kind, k)):
+                os.remove(_worker_list(pairs_dir, kind, k))
+        num_shards = math.ceil(m["counts"][kind] / m["shard_size"])
+        names = [shard_name(kind, i, num_shards) for i in range(num_shards)]
+        m["shards"][kind] = [have[name] for name in names if name in have]
+        m["kinds_complete"][kind] = len(m["shards"][kind]) == num_shards
+    m["complete"] = all(m["kinds_complete"].get(k) for k in complete_when)
+    write_json(path, m)
+    return m
 
 
 class _Reader:

@@ -12,7 +12,9 @@ as an uninterrupted one and each replica draws its own.
 
 import tensorflow as tf
 
-_PERMUTATIONS = tf.constant([[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]], tf.int32)
+# A Python list, not a tensor: creating a tensor at import would initialise TF before a MultiWorkerMirroredStrategy
+# can configure its collectives ("Collective ops must be configured at program startup").
+_PERMUTATIONS = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
 
 
 def colour_augment(images, seed):
@@ -25,7 +27,7 @@ def colour_augment(images, seed):
     x = tf.cast(images, tf.float32)
     n = tf.shape(x)[0]
     seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
-    perm = tf.gather(_PERMUTATIONS, tf.random.stateless_uniform([n], seeds[0], 0, 6, tf.int32))
+    perm = tf.gather(tf.constant(_PERMUTATIONS, tf.int32), tf.random.stateless_uniform([n], seeds[0], 0, 6, tf.int32))
     x = tf.gather(x, perm, axis=3, batch_dims=1)
     invert = tf.cast(tf.random.stateless_uniform([n, 1, 1, 1], seeds[1]) < 0.5, tf.float32)
     x = invert * (255.0 - x) + (1.0 - invert) * x

@@ -20,6 +20,12 @@ from daaa_tf.models import build_classifier, head_variable_ids, model_spec, prep
 AUGMENT_KEYS = {"s": "xs", "tf": "xtf", "t": "xt", "sf": "xsf"}
 
 
+def _rows(t):
+    """The number of rows of ``t``: static when known; a tensor when the batch dimension is not (a dataset
+    distributed by MultiWorkerMirroredStrategy can lose its static per-replica batch size)."""
+    return t.shape[0] if t.shape[0] is not None else tf.shape(t)[0]
+
+
 class DAAA(keras.Model):
     """Target network trained against a frozen source network and an asynchronously updated M_post.
 
@@ -76,7 +82,7 @@ class DAAA(keras.Model):
         """Returns (sums, extras): per-term sums over this replica's samples and the pieces for the trackers."""
         x = {k: preprocess(v, self.arch) for k, v in data.items() if k.startswith("x")}
         order = [k for k in ("xs", "xtf", "xt", "xsf") if k in x]
-        sizes = [x[k].shape[0] for k in order]
+        sizes = [_rows(x[k]) for k in order]
         out = self.target(tf.concat([self._target_input(data, x, k, training) for k in order], axis=0),
                           training=training)
         logits = dict(zip(order, tf.split(out["logits"], sizes)))
@@ -110,7 +116,7 @@ class DAAA(keras.Model):
         src_keys = [k for k in ("xs", "xsf") if k in x]
         if src_keys:
             src_out = self.source(tf.concat([x[k] for k in src_keys], axis=0), training=False)
-            src_sizes = [x[k].shape[0] for k in src_keys]
+            src_sizes = [_rows(x[k]) for k in src_keys]
             src = {k: [] for k in src_keys}
             for feat in src_out["taps"]:
                 for k, part in zip(src_keys, tf.split(tf.stop_gradient(attention_map(feat)), src_sizes)):
@@ -118,7 +124,7 @@ class DAAA(keras.Model):
             families = []
             for left, right in (("xs", "xs"), ("xs", "xtf"), ("xsf", "xsf"), ("xsf", "xt")):
                 if left in src and right in taps:
-                    n = min(x[left].shape[0], x[right].shape[0])
+                    n = tf.minimum(_rows(x[left]), _rows(x[right]))
                     families.append(([a[:n] for a in src[left]], [b[:n] for b in taps[right]]))
             at = attention_alignment_loss(families, self.criterion)
         extras = {"kept": kept, "logits": labelled_logits, "labels": labelled_y}

@@ -8,7 +8,7 @@ import time
 import keras
 import numpy as np
 
-from daaa_tf import StageError, UserError, io, runtime
+from daaa_tf import StageError, UserError, io, runtime, workers
 from daaa_tf.config import AdaptConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.mixing import adaptation_dataset
@@ -41,21 +41,23 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     strategy = runtime.make_strategy(cfg.strategy)
     source_net = load_classifier(cfg.source_model)
     manifest = _check_inputs(cfg, source_net)
-    fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings or inputs: refused (or moved aside)
+    # another run with other settings or inputs: refused (or moved aside)
+    fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
     model, counts = build_daaa(cfg, source_net, strategy)
     backup = Backup(os.path.join(cfg.out_dir, "backup"), {
         "target": model.target, "posterior": model.posterior, "optimizer": model.optimizer,
-        "lr_offset": model.schedule.offset, "threshold": model.threshold, "em_active": model.em_active})
+        "lr_offset": model.schedule.offset, "threshold": model.threshold, "em_active": model.em_active},
+        strategy=strategy)
     initial_epoch = backup.restore()
     if initial_epoch:
-        print(f"resuming adaptation after epoch {initial_epoch} (step {int(model.optimizer.iterations)}) "
+        print(f"resuming adaptation after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
-    train = adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync, cfg.seed,
-                               skip_batches=initial_epoch * cfg.steps_per_epoch)
+    train = workers.shard_by_data(adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync,
+                                                     cfg.seed, skip_batches=initial_epoch * cfg.steps_per_epoch))
     target_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
-    val = target_test.dataset().batch(cfg.eval_batch_size)
+    val = workers.shard_by_data(target_test.dataset().batch(cfg.eval_batch_size))
     fixed = np.stack([x for x, _ in target_test.dataset().take(cfg.num_attention_images).as_numpy_iterator()])
-    tb_dir = os.path.join(cfg.out_dir, "tensorboard")
+    tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     sync = PosteriorSync(cfg.sync_every, cfg.restart_lr, log_dir=os.path.join(tb_dir, "train"))
     guard = NaNGuard(cfg.log_every)
     steps = StepScalars(os.path.join(tb_dir, "train"), cfg.log_every)
@@ -70,9 +72,10 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
         raise StageError(f"the adaptation loss became NaN/inf by step {guard.bad_step} (finite at step "
                          f"{guard.last_good_step}); the last good state is kept in {cfg.out_dir}/backup "
                          "(lower --lr or --beta and rerun to resume)")
-    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
+    workers.release(tb_dir, strategy)
+    with workers.artifact_path(os.path.join(cfg.out_dir, "model.keras"), strategy) as tmp:
         model.target.save(tmp)
-    steps = int(model.optimizer.iterations)
+    steps = int(model.optimizer.iterations.numpy())
     metrics = {
         "target_test_accuracy": float(backup.history["val_accuracy"][-1]),
         "history": backup.history, "counts": counts, "global_batch": cfg.batch_size,
@@ -81,5 +84,7 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
         "pairs": {k: manifest.get("counts", {}).get(k) for k in ("source", "target")},
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
     }
-    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    if workers.is_chief(strategy):
+        io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     return metrics

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from daaa_tf import StageError, UserError, io
+from daaa_tf import StageError, UserError, io, workers
 from daaa_tf.method.attention import attention_map
 from daaa_tf.models import preprocess
 
@@ -190,12 +190,20 @@ class Backup(keras.callbacks.Callback):
     epochs (saved beside the checkpoint as history.json). A backup is written only when the epoch's loss is
     finite, so a run that diverges keeps its last good state. The optimizer's variables must exist before
     ``restore()`` (call ``optimizer.build(variables)``).
+
+    Under a multi-worker ``strategy`` every worker saves (a save may all-reduce on-read variables) but only the
+    chief into ``directory``; the others save into a private temporary directory and remove it, and all restore
+    from ``directory`` (docs/design.md, "Multi-worker").
     """
 
-    def __init__(self, directory, objects, max_to_keep=2):
+    def __init__(self, directory, objects, max_to_keep=2, strategy=None):
         super().__init__()
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, **objects)
+        self.directory, self.max_to_keep = directory, max_to_keep
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = workers.is_chief(self.strategy)
+        # Every worker reads (restores) through the chief's manager; only the chief saves through it.
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=max_to_keep)
         self.history_path = os.path.join(directory, "history.json")
         self.history = {}
@@ -215,8 +223,13 @@ class Backup(keras.callbacks.Callback):
         self.epoch.assign(epoch + 1)
         for k, v in (logs or {}).items():
             self.history[k] = self.history.get(k, [])[:epoch] + [float(v)]
-        self.manager.save(checkpoint_number=epoch + 1)
-        io.write_json(self.history_path, self.history)
+        if self.chief:
+            self.manager.save(checkpoint_number=epoch + 1)
+            io.write_json(self.history_path, self.history)
+            return
+        scratch = workers.private_dir(self.directory, self.strategy)
+        tf.train.CheckpointManager(self.checkpoint, scratch, max_to_keep=1).save(checkpoint_number=epoch + 1)
+        workers.release(scratch, self.strategy)
 
     @staticmethod
     def exists(directory):

@@ -14,10 +14,10 @@ import time
 import keras
 import tensorflow as tf
 
-from daaa_tf import StageError, UserError, runtime
+from daaa_tf import StageError, UserError, runtime, workers
 from daaa_tf.data import pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
-from daaa_tf.io import atomic_path, read_json, write_json, write_text
+from daaa_tf.io import read_json, remove_stale_temporaries, write_json, write_text
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
 from daaa_tf.stages import fingerprint as run_fingerprint
@@ -38,13 +38,19 @@ def sample_grid(model, x_s, x_t):
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Each epoch: checkpoint (the resume point), sample grid PNG + TensorBoard image, metrics.json."""
+    """Each epoch: checkpoint (the resume point), sample grid PNG + TensorBoard image, metrics.json.
 
-    def __init__(self, manager, out_dir, x_s, x_t, batch_size, history):
+    Under a multi-worker ``strategy`` every worker saves the checkpoint (the other workers into a private
+    temporary directory, removed at once); only the chief writes the samples and metrics.json."""
+
+    def __init__(self, manager, out_dir, x_s, x_t, batch_size, history, strategy=None):
         super().__init__()
         self.manager, self.out_dir, self.x_s, self.x_t = manager, out_dir, x_s, x_t
         self.batch_size, self.history = batch_size, history
-        self.writer = tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard", "samples"))
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = workers.is_chief(self.strategy)
+        self.writer = (tf.summary.create_file_writer(os.path.join(out_dir, "tensorboard", "samples"))
+                       if self.chief else None)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0, self.step0 = time.perf_counter(), self.model.step_count()
@@ -52,6 +58,11 @@ class EpochEnd(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         step = self.model.step_count()
         seconds = time.perf_counter() - self.t0
+        if not self.chief:
+            scratch = workers.private_dir(self.out_dir, self.strategy)
+            tf.train.CheckpointManager(self.manager.checkpoint, scratch, max_to_keep=1).save(checkpoint_number=step)
+            workers.release(scratch, self.strategy)
+            return
         self.manager.save(checkpoint_number=step)
         grid = sample_grid(self.model, self.x_s, self.x_t)
         png = tf.io.encode_png(grid).numpy()
@@ -97,10 +108,11 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     history = [h for h in old.get("history", []) if h["step"] <= step]
     src_ds, tgt_ds = source.dataset(), target.dataset()
     x_s, x_t = first_images(src_ds, sample_count), first_images(tgt_ds, sample_count)
-    callback = EpochEnd(manager, out_dir, x_s, x_t, c.batch_size, history)
+    callback = EpochEnd(manager, out_dir, x_s, x_t, c.batch_size, history, strategy)
     t0, step0 = time.perf_counter(), step
+    tb_dir = workers.private_dir(os.path.join(out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     if step < c.steps:
-        tensorboard = keras.callbacks.TensorBoard(os.path.join(out_dir, "tensorboard"), write_graph=False,
+        tensorboard = keras.callbacks.TensorBoard(tb_dir, write_graph=False,
                                                   profile_batch=tuple(getattr(c, "profile_steps", ())) or 0)
         spe = c.steps_per_epoch
         full_epochs = c.steps // spe
@@ -111,28 +123,39 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
                 steps_per_epoch, epochs = min(spe - step % spe, c.steps - step), epoch + 1
             else:
                 steps_per_epoch, epochs = spe, full_epochs
-            data = training_pairs((src_ds, source.num_examples), (tgt_ds, target.num_examples), c.batch_size,
-                                  c.seed, skip_steps=step)
+            data = workers.shard_by_data(training_pairs((src_ds, source.num_examples),
+                                                        (tgt_ds, target.num_examples), c.batch_size, c.seed,
+                                                        skip_steps=step))
             model.fit(data, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=epoch,
                       callbacks=[callback, tensorboard], shuffle=False,
                       verbose=runtime.fit_verbosity() if verbose is None else verbose)
     seconds = time.perf_counter() - t0
+    workers.release(tb_dir, strategy)
     for k in ("g_st", "g_ts"):
-        path = os.path.join(out_dir, f"{k}.keras")
-        with atomic_path(path) as tmp:
+        with workers.artifact_path(os.path.join(out_dir, f"{k}.keras"), strategy) as tmp:
             getattr(model, k).save(tmp)
     done = model.step_count() - step0
     metrics = {"step": model.step_count(), "history": callback.history, "complete": True,
                "train_seconds_this_run": seconds,
                "images_per_s_this_run": done * c.batch_size / seconds if done else None,
                "parameters": {k: int(getattr(model, k).count_params()) for k in NETWORKS}}
-    write_json(os.path.join(out_dir, "metrics.json"), metrics)
+    if workers.is_chief(strategy):
+        write_json(os.path.join(out_dir, "metrics.json"), metrics)
     return model, metrics
 
 
 def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_size=10000, progress=True,
-                      fingerprint=None):
-    """Translates every source image by G^ST and every target image by G^TS into pair shards (resumable)."""
+                      fingerprint=None, strategy=None):
+    """Translates every source image by G^ST and every target image by G^TS into pair shards (resumable).
+
+    Under a multi-worker ``strategy`` worker k of n translates shards k, k + n, ... of each kind; once all are
+    done the chief adds them to the manifest and marks it complete (docs/design.md, "Multi-worker")."""
+    strategy = strategy or tf.distribute.get_strategy()
+    worker = (workers.worker_index(strategy), workers.num_workers(strategy))
+    if worker[1] > 1:  # shards cut short by a kill go before any worker writes (one worker: the writer does it)
+        if workers.is_chief(strategy):
+            remove_stale_temporaries(pairs_dir, recursive=False)
+        workers.barrier(strategy)
     fingerprint = {"step": model.step_count(), **(fingerprint or {})}
     fns = {"st": tf.function(lambda x: model.translate(x, "st"), reduce_retracing=True),
            "ts": tf.function(lambda x: model.translate(x, "ts"), reduce_retracing=True)}
@@ -141,7 +164,13 @@ def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_si
     for kind, domain, direction in (("source", source, "st"), ("target", target, "ts")):
         manifest = pairs.write_translated_shards(
             pairs_dir, kind, domain.dataset(), domain.num_examples, fns[direction], batch_size=batch_size,
-            shard_size=shard_size, fingerprint=fingerprint, progress=progress)
+            shard_size=shard_size, fingerprint=fingerprint, progress=progress, worker=worker)
+    if worker[1] > 1:
+        workers.barrier(strategy)  # every worker's shards are written
+        if workers.is_chief(strategy):
+            pairs.merge_worker_shards(pairs_dir, worker[1])
+        workers.barrier(strategy)  # the manifest is complete
+        manifest = pairs.read_manifest(pairs_dir)
     seconds = time.perf_counter() - t0
     return {"translated": sum(manifest["counts"].values()), "translate_seconds": seconds,
             "shards": {k: len(v) for k, v in manifest["shards"].items()}}
@@ -167,20 +196,24 @@ def run_cyclegan(cfg, log=print):
 
         semantic_net = load_classifier(cfg.source_model)
     _check_batch(cfg, strategy)  # before the run directory is claimed
-    fp, state = run_fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings: refused (or moved aside)
+    # another run with other settings: refused (or moved aside)
+    fp, state = run_fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
     try:
         model, metrics = train_cyclegan(cfg, *domains, cfg.out_dir, strategy, semantic_net=semantic_net,
                                         semantic_arch=cfg.arch)
     except StageError:  # e.g. checkpoints of other networks in a run from before fingerprints: record nothing
-        if state == "new":
+        if state == "new" and workers.is_chief(strategy):
             os.remove(os.path.join(cfg.out_dir, run_fingerprint.FILE))
         raise
     log(f"cyclegan: {metrics['step']} steps -> {cfg.out_dir} (samples.png, g_st.keras, g_ts.keras)")
     metrics["translation"] = translate_domains(
         model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,
         fingerprint={"source": cfg.source, "target": cfg.target, "image_size": cfg.image_size,
-                     "run": hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]})
-    write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+                     "run": hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]},
+        strategy=strategy)
+    if workers.is_chief(strategy):
+        write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     t = metrics["translation"]
     log(f"pairs: {t['translated']} images translated in {t['translate_seconds']:.0f} s -> {cfg.pairs_dir}")
     return metrics

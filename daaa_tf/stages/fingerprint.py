@@ -14,7 +14,7 @@ import json
 import os
 import time
 
-from daaa_tf import StageError, config, io
+from daaa_tf import StageError, config, io, workers
 
 FILE = "fingerprint.json"
 
@@ -128,20 +128,33 @@ def flag_lines(cfg):
     return [line for line in config.flag_lines(cfg) if line not in ("--overwrite", "--nooverwrite")]
 
 
-def claim(stage_dir, cfg, overwrite=None, inputs=None):
+def claim(stage_dir, cfg, overwrite=None, inputs=None, strategy=None):
     """The start of a stage: ``check``; with a differing fingerprint and ``overwrite`` the old stage directory
     is moved to <stage_dir>.old-<UTC timestamp> (nothing is deleted); removes the temporary files a killed run
-    left; then records the fingerprint (atomically) and flags.txt. Returns the fingerprint and what ``check`` found."""
+    left; then records the fingerprint (atomically) and flags.txt. Returns the fingerprint and what ``check`` found.
+
+    Under a multi-worker ``strategy`` every worker checks, then (after all have) only the chief moves, removes and
+    writes, and every worker waits for it (docs/design.md, "Multi-worker")."""
     fp = fingerprint(cfg, inputs)
     overwrite = getattr(cfg, "overwrite", False) if overwrite is None else overwrite
     state = check(stage_dir, fp, overwrite)
+    if strategy is not None and workers.num_workers(strategy) > 1:
+        workers.barrier(strategy)  # everyone has read the old state before the chief changes it
+        if workers.is_chief(strategy):
+            _record(stage_dir, cfg, fp, state)
+        workers.barrier(strategy)
+        return fp, state
+    _record(stage_dir, cfg, fp, state)
+    return fp, state
+
+
+def _record(stage_dir, cfg, fp, state):
     if state == "overwrite":
         move_aside(stage_dir)
     io.gfile.makedirs(stage_dir)
     io.remove_stale_temporaries(stage_dir)  # what a killed run of this stage left
     io.write_json(os.path.join(stage_dir, FILE), fp)
     io.write_text(os.path.join(stage_dir, "flags.txt"), "\n".join(flag_lines(cfg)) + "\n")
-    return fp, state
 
 
 __all__ = ["NOT_RESULT", "EXTENDABLE", "fingerprint", "settings", "stage_inputs", "differences", "check", "claim",

@@ -12,7 +12,7 @@ import time
 
 import keras
 
-from daaa_tf import StageError, UserError, io, runtime
+from daaa_tf import StageError, UserError, io, runtime, workers
 from daaa_tf.config import RevGradConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batch_counts, revgrad_dataset
@@ -47,18 +47,21 @@ def run_revgrad(cfg: RevGradConfig):
     tgt_train = load_domain(cfg.target, "train", cfg.image_size, role="target")
     tgt_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
     _check_domains(cfg, source_net, src_train, tgt_train, tgt_test)
-    fingerprint.claim(cfg.out_dir, cfg)  # another run with other settings or inputs: refused (or moved aside)
+    # another run with other settings or inputs: refused (or moved aside)
+    fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
     counts = batch_counts(cfg.batch_size, strategy.num_replicas_in_sync)
     model = build_revgrad(cfg, source_net, strategy)
     backup = Backup(os.path.join(cfg.out_dir, "backup"),
-                    {"net": model.net, "domain": model.domain_head, "optimizer": model.optimizer})
+                    {"net": model.net, "domain": model.domain_head, "optimizer": model.optimizer},
+                    strategy=strategy)
     initial_epoch = backup.restore()
     if initial_epoch:
-        print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations)}) "
+        print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
-    train = revgrad_dataset(src_train, tgt_train, counts, cfg.seed, initial_epoch * cfg.steps_per_epoch)
-    val = tgt_test.dataset().batch(cfg.eval_batch_size)
-    tb_dir = os.path.join(cfg.out_dir, "tensorboard")
+    train = workers.shard_by_data(
+        revgrad_dataset(src_train, tgt_train, counts, cfg.seed, initial_epoch * cfg.steps_per_epoch))
+    val = workers.shard_by_data(tgt_test.dataset().batch(cfg.eval_batch_size))
+    tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     guard = NaNGuard(cfg.log_every)
     start = time.time()
     model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
@@ -70,21 +73,25 @@ def run_revgrad(cfg: RevGradConfig):
         raise StageError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "
                            f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")
     src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
-    source_test = model.evaluate(src_test.dataset().batch(cfg.eval_batch_size), verbose=0, return_dict=True)
-    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
+    source_test = model.evaluate(workers.shard_by_data(src_test.dataset().batch(cfg.eval_batch_size)), verbose=0,
+                                 return_dict=True)
+    workers.release(tb_dir, strategy)
+    with workers.artifact_path(os.path.join(cfg.out_dir, "model.keras"), strategy) as tmp:
         model.net.save(tmp)
     hist = backup.history  # every epoch, those before a resume included (restored from the backup)
     metrics = {
         "target_test_accuracy": float(hist["val_accuracy"][-1]),
         "source_test_accuracy": float(source_test["accuracy"]),
         "history": hist, "counts": counts, "global_batch": cfg.batch_size,
-        "steps": int(model.optimizer.iterations),
+        "steps": int(model.optimizer.iterations.numpy()),
         "train_seconds": time.time() - start,
         "final_lambda": float(model.current_lambda()),
         "domain_features": model.features_description,
         "domain_hidden": list(tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))),
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
     }
-    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    if workers.is_chief(strategy):
+        io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     return metrics
 

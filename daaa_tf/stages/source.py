@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from daaa_tf import StageError, UserError, io, runtime
+from daaa_tf import StageError, UserError, io, runtime, workers
 from daaa_tf.config import SourceConfig
 from daaa_tf.data import load_domain
 from daaa_tf.data.pipelines import batched, epoch_batches
@@ -34,7 +34,7 @@ def train_source(cfg: SourceConfig):
         raise UserError(f"--source_batch_size={cfg.batch_size} is larger than the source training set "
                         f"({cfg.source}: {src_train.num_examples} examples), so no step would be trained; "
                         f"use --source_batch_size <= {src_train.num_examples}")
-    _, state = fingerprint.claim(cfg.out_dir, cfg)
+    _, state = fingerprint.claim(cfg.out_dir, cfg, strategy=strategy)
     metrics_path = os.path.join(cfg.out_dir, "metrics.json")
     previous = io.read_json(metrics_path) if state == "same" else None
     if previous and previous.get("epochs") == cfg.epochs and io.gfile.exists(os.path.join(cfg.out_dir,
@@ -51,31 +51,37 @@ def train_source(cfg: SourceConfig):
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                           metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
         optimizer.build(trainable.trainable_variables)
-    backup = Backup(os.path.join(cfg.out_dir, "backup"), {"model": model, "optimizer": optimizer})
+    backup = Backup(os.path.join(cfg.out_dir, "backup"), {"model": model, "optimizer": optimizer},
+                    strategy=strategy)
     initial_epoch = backup.restore()
     if initial_epoch:
         print(f"resuming the source stage after epoch {initial_epoch} from {cfg.out_dir}/backup")
     start = time.time()
+    tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     history = trainable.fit(  # epoch e's order depends on (seed, e) only: a resumed run sees the same batches
-        epoch_batches(src_train, cfg.arch, cfg.batch_size, cfg.seed, initial_epoch, cfg.epochs),
+        workers.shard_by_data(epoch_batches(src_train, cfg.arch, cfg.batch_size, cfg.seed, initial_epoch,
+                                            cfg.epochs)),
         epochs=cfg.epochs, initial_epoch=initial_epoch,
         steps_per_epoch=src_train.num_examples // cfg.batch_size,
-        validation_data=batched(src_test, cfg.arch, cfg.eval_batch_size),
+        validation_data=workers.shard_by_data(batched(src_test, cfg.arch, cfg.eval_batch_size)),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
-                   keras.callbacks.TensorBoard(os.path.join(cfg.out_dir, "tensorboard"),
-                                               profile_batch=tuple(cfg.profile_steps) or 0)],
+                   keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)],
         verbose=runtime.fit_verbosity())
+    workers.release(tb_dir, strategy)
     if any(not math.isfinite(v) for v in history.history.get("loss", [])):
         raise StageError(f"source training diverged (NaN loss); the last good epoch is kept in "
                            f"{cfg.out_dir}/backup — lower --lr and rerun")
     results = {}
     for name, domain in (("source_test", src_test), ("target_test", tgt_test)):
-        _, acc = trainable.evaluate(batched(domain, cfg.arch, cfg.eval_batch_size), verbose=0)
+        _, acc = trainable.evaluate(workers.shard_by_data(batched(domain, cfg.arch, cfg.eval_batch_size)),
+                                    verbose=0)
         results[f"{name}_accuracy"] = float(acc)
-    with io.atomic_path(os.path.join(cfg.out_dir, "model.keras")) as tmp:
+    with workers.artifact_path(os.path.join(cfg.out_dir, "model.keras"), strategy) as tmp:
         model.save(tmp)
     metrics = {**results, "epochs": cfg.epochs, "train_seconds": time.time() - start,
                "num_classes": src_train.num_classes, "arch": cfg.arch, "source": src_train.name,
                "target": tgt_test.name, "history": backup.history or history.history}
-    io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    if workers.is_chief(strategy):
+        io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
+    workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
     return metrics
