@@ -193,6 +193,8 @@ def build(cls, values=None, **overrides):
             value = overrides[f.name]
         elif name in values:
             value = values[name]
+        elif f.metadata.get("fallback") and not f.default:  # not given: the shared flag's value, as below
+            value = f.default
         else:
             continue
         value = convert(f, value) if name else value

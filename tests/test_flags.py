@@ -125,3 +125,12 @@ def test_a_stage_checks_its_own_flags(module):
     out = cli(module, bad, "--only_check_args")
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert bad.split("=")[0] in out.stderr
+
+
+@pytest.mark.parametrize("cls,flag,default", [(config.AdaptConfig, "adapt_precision", "float32"),
+                                               (config.CycleGANConfig, "cyclegan_precision", "mixed_bfloat16")])
+def test_a_stage_precision_overrides_precision_and_otherwise_falls_back_to_it(cls, flag, default):
+    assert config.build(cls, {flag: "mixed_float16", "precision": "float32"}).precision == "mixed_float16"
+    assert config.build(cls, {flag: "", "precision": "mixed_bfloat16"}).precision == "mixed_bfloat16"
+    assert config.build(cls, {}).precision == default  # not given at all: the dataclass default or --precision's
+    assert config.build(config.SourceConfig, {flag: "mixed_float16"}).precision == "float32"  # other stages: not

@@ -37,7 +37,7 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     ``extra_callbacks`` run after the built-in ones (M_post sync, step scalars, NaN guard, backup, TensorBoard).
     """
     runtime.set_seed(cfg.seed)
-    runtime.set_precision(cfg.precision)
+    runtime.set_precision(cfg.precision or "float32")  # empty: a config built without --precision
     strategy = runtime.make_strategy(cfg.strategy)
     source_net = load_classifier(cfg.source_model)
     manifest = _check_inputs(cfg, source_net)
