@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from daaa_tf import StageError, config
@@ -124,14 +125,17 @@ def test_pipeline_skips_up_to_date_stages_and_a_changed_upstream_model_invalidat
 
 def test_planned_adapt_stage_fingerprints_the_source_model_it_will_read(tmp_path):
     run_dir = tmp_path / "run"
-    stages = {s.name: s for s in pl.plan({"run_dir": str(run_dir)}, export=False)}
+    stages = {s.name: s for s in pl.plan({"run_dir": str(run_dir)}, export=False, revgrad=True)}
+    data = {name: sorted(k for k in s.fingerprint()["inputs"] if k.endswith("_data")) for name, s in stages.items()}
+    assert data == {"source": ["source_data", "target_data"], "cyclegan": ["source_data", "target_data"],
+                    "adapt full seed 0": ["target_data"], "revgrad seed 0": ["source_data", "target_data"]}
     (run_dir / "source").mkdir(parents=True)
     (run_dir / "source" / "model.keras").write_bytes(b"model one")
     first = stages["adapt full seed 0"].fingerprint()
     (run_dir / "source" / "model.keras").write_bytes(b"model two")
     second = stages["adapt full seed 0"].fingerprint()
     assert fp.differences(first, second)[0].startswith("input source_model changed")
-    assert stages["source"].fingerprint()["inputs"] == {}
+    assert list(stages["source"].fingerprint()["inputs"]) == ["source_data", "target_data"]  # no model
 
 
 # -------------------------------------------------------------------------------------- the stages as run
@@ -190,3 +194,112 @@ def test_source_batch_larger_than_the_training_set_is_one_line(tmp_path):
     line = one_line_error(_source(["--source_epochs=1", "--source_batch_size=100000"], tmp_path))
     assert "--source_batch_size=100000" in line and "examples" in line
     assert not os.path.exists(tmp_path / "source" / "model.keras")
+
+
+# ------------------------------------------------------------------------------------- the data's identity
+
+
+def _mnist_dir(path, **kw):
+    from tests.test_data_mnist import make_mnist
+
+    path.mkdir()
+    make_mnist(path, **kw)
+
+
+def _flip_last_byte(path):
+    raw = bytearray(open(path, "rb").read())
+    raw[-1] ^= 1
+    open(path, "wb").write(bytes(raw))
+
+
+def test_data_identity_of_each_reader_changes_with_its_files(tmp_path):
+    from PIL import Image
+
+    from daaa_tf import io
+    from daaa_tf.data.identity import data_identity
+    from tests.test_data_mnist_m import make_mnist_m
+    from tests.test_data_office31 import make_office
+
+    _mnist_dir(tmp_path / "mnist")
+    first = data_identity(f"mnist:{tmp_path / 'mnist'}")
+    assert first["spec"] == f"mnist:{tmp_path / 'mnist'}" and first == data_identity(f"mnist:{tmp_path}/mnist/")
+    _flip_last_byte(tmp_path / "mnist" / "train-images-idx3-ubyte")  # one pixel: same size, other content
+    assert data_identity(f"mnist:{tmp_path / 'mnist'}")["files"] != first["files"]
+
+    make_mnist_m(tmp_path / "mnist_m")
+    spec = f"mnist_m:{tmp_path / 'mnist_m'}"
+    first = data_identity(spec)
+    (tmp_path / "mnist_m" / "mnist_m_train" / "stray.txt").write_text("not listed")  # the reader ignores it
+    assert data_identity(spec) == first
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "mnist_m" / "mnist_m_test" / "00000001.png")
+    second = data_identity(spec)  # a replaced PNG (another size)
+    assert second != first
+    labels = tmp_path / "mnist_m" / "mnist_m_test_labels.txt"
+    labels.write_text(labels.read_text().replace(" 3\n", " 4\n"))  # a relabelled image
+    assert data_identity(spec) not in (first, second)
+
+    make_office(tmp_path / "office")
+    spec = f"office31:{tmp_path / 'office' / 'amazon'}"
+    first = data_identity(spec)
+    assert first == data_identity(spec) and first != data_identity(f"office31:{tmp_path / 'office' / 'webcam'}")
+    (tmp_path / "office" / "amazon" / "images" / "back_pack" / "frame_0000.jpg").write_bytes(b"x")
+    assert data_identity(spec) != first
+
+    demo = data_identity("demo", "target")
+    assert demo == data_identity("demo:mnist_m") and demo["spec"] == "demo:mnist_m"
+    assert data_identity("demo")["files"] != demo["files"]
+
+    ram = "ram://daaa_dataid_test/mnist"  # gfile paths: hashed through tf.io.gfile
+    for name in os.listdir(tmp_path / "mnist"):
+        io.write_text(f"{ram}/{name}", open(tmp_path / "mnist" / name, "rb").read(), "wb")
+    try:
+        assert data_identity(f"mnist:{ram}") == {"spec": f"mnist:{ram}",
+                                                  "files": data_identity(f"mnist:{tmp_path / 'mnist'}")["files"]}
+    finally:
+        io.remove_tree("ram://daaa_dataid_test")
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):  # the reader's own one-line error
+        os.remove(tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz")
+        data_identity(f"mnist:{tmp_path / 'mnist'}")
+
+
+def test_old_fingerprint_without_data_inputs_is_no_difference():
+    new = {"stage": "source", "settings": {"source": "mnist:/d"},
+           "inputs": {"source_data": {"spec": "mnist:/d", "files": "a"}}}
+    old = {"stage": "source", "settings": {"source": "mnist:/d"}, "inputs": {}}
+    assert fp.differences(old, new) == [] and fp.same(old, new) and not fp.same(new, old)
+    changed = {**new, "inputs": {"source_data": {"spec": "mnist:/d", "files": "b"}}}
+    assert fp.differences(new, changed) == ["input source data changed (mnist:/d)"]
+    assert not fp.same(new, changed)
+    assert fp.run_key(old) == fp.run_key(new)  # pair shards written before data identities stay valid
+
+
+def test_source_rerun_after_the_data_changed_is_refused_and_the_pipeline_invalidates(tmp_path, capsys):
+    from daaa_tf.stages.source import train_source
+
+    _mnist_dir(tmp_path / "src", n_train=8, n_test=4, gz_test=False)
+    _mnist_dir(tmp_path / "tgt", n_train=8, n_test=4, seed=1)
+    values = {"run_dir": str(tmp_path / "run"), "source": f"mnist:{tmp_path / 'src'}",
+              "target": f"mnist:{tmp_path / 'tgt'}", "image_size": SIZE, "source_epochs": 1,
+              "source_batch_size": 4, "eval_batch_size": 4}
+    cfg = config.build(config.SourceConfig, values)
+    train_source(cfg)
+    stage = {s.name: s for s in pl.plan(values, export=False)}["source"]
+    assert pl.up_to_date(stage)  # unchanged data: the pipeline skips it
+    recorded = json.load(open(tmp_path / "run" / "source" / "fingerprint.json"))
+    assert recorded["inputs"]["source_data"]["spec"] == values["source"]
+    before = checksums(tmp_path / "run" / "source")
+    _flip_last_byte(tmp_path / "src" / "t10k-images-idx3-ubyte")  # same spec, one byte of other data
+    with pytest.raises(StageError, match=r"input source data changed \(mnist:.*src\); pass --overwrite") as e:
+        train_source(cfg)
+    assert "\n" not in str(e.value) and "target data" not in str(e.value)
+    with pytest.raises(StageError, match=r"input source data changed"):
+        pl.up_to_date(stage)
+    assert checksums(tmp_path / "run" / "source") == before  # nothing in the stage directory changed
+    _flip_last_byte(tmp_path / "src" / "t10k-images-idx3-ubyte")  # back as it was: resumes (complete)
+    capsys.readouterr()
+    train_source(cfg)
+    assert "is complete with these settings" in capsys.readouterr().out
+    # a run recorded before data identities: no data inputs in its fingerprint -> still up to date, skipped
+    old = {**recorded, "inputs": {}}
+    (tmp_path / "run" / "source" / "fingerprint.json").write_text(json.dumps(old))
+    assert pl.up_to_date(stage) and fp.check(str(tmp_path / "run" / "source"), stage.fingerprint()) == "same"

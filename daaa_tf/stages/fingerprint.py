@@ -4,12 +4,15 @@ silently resuming the old run.
 
 ``fingerprint(cfg, inputs)`` is {"stage", "settings": {flag: value}, "inputs": {name: identity}}: the stage's
 flags except those in ``NOT_RESULT`` (they change where things go or how they are logged, not the result), and
-the identity of what it reads (sha256 of an upstream artifact; a data spec is a flag and so a setting).
+the identity of what it reads: sha256 of an upstream artifact, and for the data a stage reads directly the spec
+and a digest of its files (``daaa_tf.data.identity``; the spec is a flag and so a setting too). A recorded
+fingerprint without a data input (written before data identities were recorded) is no difference on that key.
 ``check(stage_dir, fp, overwrite)`` compares with the recorded one (a StageError naming the differing flags, or
 "new" / "same" / "overwrite"); ``claim`` also moves a differing old run aside (with ``overwrite``) and records
 ``fp`` and flags.txt.
 """
 
+import hashlib
 import json
 import os
 import time
@@ -52,15 +55,29 @@ def file_identity(path):
     return f"sha256:{io.sha256_file(path)}" if io.is_file(path) else "missing"
 
 
+# The data a stage reads directly (the adaptation stage's source data and target train come from the pairs)
+DATA_INPUTS = {"source": ("source", "target"), "cyclegan": ("source", "target"), "adapt": ("target",),
+               "revgrad": ("source", "target")}
+
+
+def data_inputs(cfg):
+    """{"<role>_data": data_identity} of the domains the stage reads itself (see ``DATA_INPUTS``)."""
+    from daaa_tf.data.identity import data_identity
+
+    return {f"{role}_data": data_identity(getattr(cfg, role), role) for role in DATA_INPUTS.get(stage_name(cfg), ())}
+
+
 def stage_inputs(cfg):
-    """{input name: identity} of the upstream artifacts a stage reads."""
+    """{input name: identity} of the upstream artifacts and the data a stage reads."""
     name = stage_name(cfg)
     if name == "adapt":
-        return {"source_model": file_identity(cfg.source_model),
-                "pairs_manifest": file_identity(os.path.join(cfg.pairs_dir, "manifest.json"))}
-    if name == "revgrad" or (name == "cyclegan" and cfg.semantic_weight):
-        return {"source_model": file_identity(cfg.source_model)}
-    return {}
+        out = {"source_model": file_identity(cfg.source_model),
+               "pairs_manifest": file_identity(os.path.join(cfg.pairs_dir, "manifest.json"))}
+    elif name == "revgrad" or (name == "cyclegan" and cfg.semantic_weight):
+        out = {"source_model": file_identity(cfg.source_model)}
+    else:
+        out = {}
+    return {**out, **data_inputs(cfg)}
 
 
 def fingerprint(cfg, inputs=None):
@@ -86,9 +103,32 @@ def differences(old, new):
             continue
         out.append(f"--{k}: {_shown(o[k]) if k in o else '(unset)'} -> {_shown(n[k]) if k in n else '(unset)'}")
     oi, ni = old.get("inputs", {}), new.get("inputs", {})
-    out += [f"input {k} changed ({str(oi.get(k))[:15]} -> {str(ni.get(k))[:15]})"
-            for k in sorted(set(oi) | set(ni)) if oi.get(k) != ni.get(k)]
+    for k in sorted(set(oi) | set(ni)):
+        if oi.get(k) == ni.get(k) or (k.endswith("_data") and k not in oi):  # not recorded before: no difference
+            continue
+        if k.endswith("_data") and isinstance(ni.get(k), dict) and isinstance(oi.get(k), dict):
+            if oi[k].get("spec") != ni[k].get("spec"):
+                continue  # another spec: the flag's difference says so
+            out.append(f"input {k.replace('_', ' ')} changed ({ni[k].get('spec')})")
+        else:
+            out.append(f"input {k} changed ({str(oi.get(k))[:15]} -> {str(ni.get(k))[:15]})")
     return out
+
+
+def same(old, new):
+    """Whether recorded fingerprint ``old`` equals ``new`` exactly, apart from data inputs ``old`` lacks (a run
+    recorded before data identities were)."""
+    if old is None:
+        return False
+    inputs = {k: v for k, v in new.get("inputs", {}).items() if k in old.get("inputs", {}) or not k.endswith("_data")}
+    return old == {**new, "inputs": inputs}
+
+
+def run_key(fp):
+    """A short digest of ``fp`` without its data inputs (the pair shards' key: the data is checked by ``claim``,
+    and shards written before data identities were recorded stay valid)."""
+    inputs = {k: v for k, v in fp.get("inputs", {}).items() if not k.endswith("_data")}
+    return hashlib.sha256(json.dumps({**fp, "inputs": inputs}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def recorded(stage_dir):
@@ -157,5 +197,5 @@ def _record(stage_dir, cfg, fp, state):
     io.write_text(os.path.join(stage_dir, "flags.txt"), "\n".join(flag_lines(cfg)) + "\n")
 
 
-__all__ = ["NOT_RESULT", "EXTENDABLE", "fingerprint", "settings", "stage_inputs", "differences", "check", "claim",
-           "move_aside"]
+__all__ = ["NOT_RESULT", "EXTENDABLE", "DATA_INPUTS", "fingerprint", "settings", "stage_inputs", "data_inputs",
+           "differences", "same", "check", "claim", "move_aside", "run_key"]

@@ -96,7 +96,7 @@ def up_to_date(stage):
         fingerprints.move_aside(stage.out_dir)
         return False
     # "same" also covers a raised extendable setting (more --source_epochs): run it, the stage resumes
-    return state == "new" or fingerprints.recorded(stage.out_dir) == current
+    return state == "new" or fingerprints.same(fingerprints.recorded(stage.out_dir), current)
 
 
 def is_complete(stage):
