@@ -53,10 +53,11 @@ def test_fingerprint_keeps_result_flags_and_names_differences():
     s1 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 1}))
     s2 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 2}))
     assert fp.differences(s1, s2) == [] and fp.differences(s2, s1) == ["--source_epochs: 2 -> 1"]
-    # what a stage reads: the source model for adapt / revgrad / semantic CycleGAN, and the pair manifest
-    assert set(fp.stage_inputs(a)) == {"source_model", "pairs_manifest"}
-    assert fp.stage_inputs(config.build(config.CycleGANConfig, {})) == {}
-    assert set(fp.stage_inputs(config.build(config.CycleGANConfig, {"semantic_weight": 1.0}))) == {"source_model"}
+    # what a stage reads: the source model for adapt / revgrad / semantic CycleGAN, the pair manifest, the data
+    assert set(fp.stage_inputs(a)) == {"source_model", "pairs_manifest", "target_data"}
+    assert set(fp.stage_inputs(config.build(config.CycleGANConfig, {}))) == {"source_data", "target_data"}
+    assert set(fp.stage_inputs(config.build(config.CycleGANConfig, {"semantic_weight": 1.0}))) == {
+        "source_model", "source_data", "target_data"}
 
 
 def test_claim_refuses_then_moves_aside_with_overwrite(tmp_path):
@@ -249,12 +250,15 @@ def test_data_identity_of_each_reader_changes_with_its_files(tmp_path):
     assert demo == data_identity("demo:mnist_m") and demo["spec"] == "demo:mnist_m"
     assert data_identity("demo")["files"] != demo["files"]
 
-    ram = "ram://daaa_dataid_test/mnist"  # gfile paths: hashed through tf.io.gfile
-    for name in os.listdir(tmp_path / "mnist"):
-        io.write_text(f"{ram}/{name}", open(tmp_path / "mnist" / name, "rb").read(), "wb")
+    ram = "ram://daaa_dataid_test"  # gfile paths: read and listed through tf.io.gfile, same files -> same digest
+    for root, _, names in os.walk(tmp_path):
+        for name in names:
+            local = os.path.join(root, name)
+            io.write_text(f"{ram}/{os.path.relpath(local, tmp_path)}", open(local, "rb").read(), "wb")
     try:
-        assert data_identity(f"mnist:{ram}") == {"spec": f"mnist:{ram}",
-                                                  "files": data_identity(f"mnist:{tmp_path / 'mnist'}")["files"]}
+        for spec in ("mnist:{}/mnist", "mnist_m:{}/mnist_m", "office31:{}/office/amazon"):
+            on_ram = data_identity(spec.format(ram))
+            assert on_ram == {"spec": spec.format(ram), "files": data_identity(spec.format(tmp_path))["files"]}
     finally:
         io.remove_tree("ram://daaa_dataid_test")
     with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):  # the reader's own one-line error
