@@ -9,7 +9,8 @@ Per form (both splits, the paths resolved as the readers resolve them):
   demo[:...]            the resolved demo name and the demo generator's cache key (VERSION, photos, sizes)
   tfds:NAME             name, version and (name, size) of every file of the prepared dataset's folder
 
-Nothing is cached: every call looks at the files again (mnist ~0.1 s, the MNIST-M release ~0.2 s on a local disk).
+Nothing is cached: every call looks at the files again (gzipped MNIST ~0.02 s, plain idx ~0.08 s; MNIST-M's
+59,001 + 9,001 PNGs 0.3-0.5 s on a local disk). Image folders count by (name, size), not content.
 A missing file or folder raises the reader's own one-line error.
 """
 
@@ -113,8 +114,9 @@ def _tfds(arg):
 
 
 def data_identity(spec, role="source"):
-    """{"spec": the resolved spec, "files": a 16-hex digest of the files it reads (not of their location)} (see the module docstring);
-    ``role`` only resolves the bare ``demo``. Raises the readers' one-line errors for missing files."""
+    """{"spec": the resolved spec, "files": a 16-hex digest of the files it reads, not of their location} (see
+    the module docstring); ``role`` only resolves the bare ``demo``. Raises the readers' one-line errors for
+    missing files."""
     from daaa_tf.data import SPEC_FORMS
 
     if not isinstance(spec, str) or not spec.strip():
