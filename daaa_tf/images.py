@@ -70,16 +70,29 @@ def to_rgb(img):
     return np.asarray(img.convert("RGB"), np.uint8)
 
 
+def _remote_bytes(path):
+    """The bytes of a ``scheme://`` file as a file object (TensorFlow is imported only for such paths), or None."""
+    import io
+
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path) or tf.io.gfile.isdir(path):
+        return None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return io.BytesIO(f.read())
+
+
 def read_image(path, notes=None):
     """uint8 RGB [H, W, 3] of the image file ``path``; one-line ``UserError`` naming it if it cannot be used.
 
     ``notes``: a list that gets a short note for each conversion made (the file's mode, alpha, orientation).
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    source = _remote_bytes(path) if "://" in path else path  # gs://, ram://: through tf.io.gfile
+    if source is None or (source is path and not os.path.isfile(path)):
         raise MissingFileError(f"{path}: no such image file")
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             w, h = img.size
             if w * h > max_pixels():
                 raise UserError(f"{path}: refused, {w}x{h} = {w * h:,} pixels is over the limit of "
