@@ -204,6 +204,14 @@ def test_tfds_release_builder_reads_the_release_layout(tiny, tmp_path, tfds_mod,
         assert _examples(builder, split) == sorted((int(y), x.tobytes()) for x, y in zip(images, labels))
     domain = load_domain("tfds:mnist_m_release", "train", 28, role="target")
     assert domain.num_examples == 7
+    from daaa_tf.data.identity import data_identity  # the run fingerprints' identity of a prepared dataset
+
+    first = data_identity("tfds:mnist_m_release")
+    assert first["spec"] == "tfds:mnist_m_release" and data_identity("tfds:mnist_m_release") == first
+    shard = next(p for p in os.listdir(builder.data_dir) if ".tfrecord" in p)
+    with open(os.path.join(builder.data_dir, shard), "ab") as f:
+        f.write(b"x")
+    assert data_identity("tfds:mnist_m_release") != first
     assert sorted(int(y) for _, y in domain.dataset().as_numpy_iterator()) == sorted(digits["train"][1][:7])
     with pytest.raises(FileNotFoundError, match="manual_dir .* is not a folder"):
         tfds_mod.prepare("mnist_m_release", str(tmp_path / "none"), data_dir)

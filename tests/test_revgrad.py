@@ -160,6 +160,7 @@ def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch):
     domains = {("src", "train"): fake_domain(24, 1), ("src", "test"): fake_domain(10, 2),
                ("tgt", "train"): fake_domain(24, 3), ("tgt", "test"): fake_domain(12, 4)}
     monkeypatch.setattr(revgrad_stage, "load_domain", lambda spec, split, size, role: domains[(spec, split)])
+    monkeypatch.setattr("daaa_tf.data.identity.data_identity", lambda spec, role: {"spec": spec, "files": "fake"})
     src_path = str(tmp_path / "source.keras")
     source = make_source()
     source.save(src_path)
