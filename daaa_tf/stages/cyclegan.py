@@ -6,6 +6,8 @@ shards (``daaa_tf.data.pairs``). The model itself is ``daaa_tf.method.cyclegan.C
 its input pipelines are in ``daaa_tf.data.pipelines``.
 """
 
+import hashlib
+import json
 import os
 import time
 
@@ -207,7 +209,7 @@ def run_cyclegan(cfg, log=print):
     metrics["translation"] = translate_domains(
         model, *domains, cfg.pairs_dir, batch_size=cfg.translate_batch_size, shard_size=cfg.shard_size,
         fingerprint={"source": cfg.source, "target": cfg.target, "image_size": cfg.image_size,
-                     "run": run_fingerprint.run_key(fp)},
+                     "run": hashlib.sha256(json.dumps(fp, sort_keys=True).encode()).hexdigest()[:16]},
         strategy=strategy)
     if workers.is_chief(strategy):
         write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)

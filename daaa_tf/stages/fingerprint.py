@@ -12,7 +12,6 @@ fingerprint without a data input (written before data identities were recorded) 
 ``fp`` and flags.txt.
 """
 
-import hashlib
 import json
 import os
 import time
@@ -124,13 +123,6 @@ def same(old, new):
     return old == {**new, "inputs": inputs}
 
 
-def run_key(fp):
-    """A short digest of ``fp`` without its data inputs (the pair shards' key: the data is checked by ``claim``,
-    and shards written before data identities were recorded stay valid)."""
-    inputs = {k: v for k, v in fp.get("inputs", {}).items() if not k.endswith("_data")}
-    return hashlib.sha256(json.dumps({**fp, "inputs": inputs}, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def recorded(stage_dir):
     return io.read_json(os.path.join(stage_dir, FILE))
 
@@ -198,4 +190,4 @@ def _record(stage_dir, cfg, fp, state):
 
 
 __all__ = ["NOT_RESULT", "EXTENDABLE", "DATA_INPUTS", "fingerprint", "settings", "stage_inputs", "data_inputs",
-           "differences", "same", "check", "claim", "move_aside", "run_key"]
+           "differences", "same", "check", "claim", "move_aside"]
