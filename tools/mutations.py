@@ -95,20 +95,20 @@ _LIST = [
        "return tf.sqrt(tf.reduce_sum(tf.square(d), axis=-1) + 1e-12)",
        "return tf.reduce_sum(tf.square(d), axis=-1) + 1e-12", [*GRAD, LOSSES, *ADAPT_FAST]),
     # ---- batch mixing -------------------------------------------------------------------------------------
-    _m("daaa_tf/data/mixing.py", "stream counts: x~t and x~s proportions swapped",
+    _m("daaa_tf/batching.py", "stream counts: x~t and x~s proportions swapped",
        "for s, p in zip(STREAMS, proportions)}", 'for s, p in zip(("s", "sf", "t", "tf"), proportions)}',
        [MIX, ADAPT_BAD, MIX_STAGE]),
     _m("daaa_tf/data/mixing.py", "mixer: x~t and x~s counts swapped",
        "n_s, n_tf, n_t, n_sf = (counts[s] for s in STREAMS)", "n_s, n_sf, n_t, n_tf = (counts[s] for s in STREAMS)",
        [MIX, MIX_STAGE]),
-    _m("daaa_tf/data/mixing.py", "stream counts: rounding remainder dropped",
+    _m("daaa_tf/batching.py", "stream counts: rounding remainder dropped",
        "for s in by_fraction[: b - sum(counts.values())]:", "for s in by_fraction[:0]:",
        [MIX, ADAPT_BAD, MIX_STAGE]),
-    _m("daaa_tf/data/mixing.py", "stream counts: per-replica counts taken as global counts",
+    _m("daaa_tf/batching.py", "stream counts: per-replica counts taken as global counts",
        "return {s: n * num_replicas for s, n in local.items()}, None", "return local, None", [MIX]),
-    _m("daaa_tf/data/mixing.py", "stream counts: B not a multiple of R accepted",
+    _m("daaa_tf/batching.py", "stream counts: B not a multiple of R accepted",
        "if batch_size < 1 or batch_size % num_replicas:", "if batch_size < 1:", [MIX]),
-    _m("daaa_tf/data/mixing.py", "stream counts: n_sf <= n_t not enforced",
+    _m("daaa_tf/batching.py", "stream counts: n_sf <= n_t not enforced",
        'if counts["sf"] > counts["t"]:', 'if counts["sf"] > counts["t"] + 1000:',
        [MIX, ADAPT_BAD]),
     # ---- files and serving ---------------------------------------------------------------------------------
@@ -181,6 +181,17 @@ _LIST = [
        "return preprocess(colour_augment(data[key], seed), self.arch)", "return x[key]", [AUG]),
     _m("daaa_tf/method/cyclegan.py", "semantic term logged but not in the generators' loss",
        "g_total += self.semantic_weight * semantic", "g_total += 0.0 * semantic", [SEM]),
+    # ---- runs you can trust, images, per-stage settings --------------------------------------------------
+    _m("daaa_tf/data/identity.py", "data identity of mnist ignores the idx files' contents",
+       "[(os.path.basename(p), io.sha256_file(p)) for p in paths]", "[(os.path.basename(p), 0) for p in paths]",
+       ["tests/test_fingerprints.py::test_data_identity_of_each_reader_changes_with_its_files",
+        "tests/test_fingerprints.py::test_source_rerun_after_the_data_changed_is_refused_and_the_pipeline_invalidates"]),
+    _m("daaa_tf/images.py", "16-bit grey saturated instead of scaled",
+       "((v * 255 + 32767) // 65535)", "np.minimum(v, 255)",
+       ["tests/test_images.py::test_16_bit_grey_is_scaled_not_saturated"]),
+    _m("daaa_tf/settings.py", "a stage precision not given ignores the fallback",
+       'elif f.metadata.get("fallback") and not f.default:', "elif False:",
+       ["tests/test_flags.py::test_a_stage_precision_overrides_precision_and_otherwise_falls_back_to_it"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]
