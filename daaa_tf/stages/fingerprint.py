@@ -138,8 +138,9 @@ def check(stage_dir, fp, overwrite=False):
         return "same"
     if overwrite:
         return "overwrite"
-    raise StageError(f"{stage_dir} holds a {fp['stage']} run with other settings or inputs: {', '.join(diff)}; pass "
-                     f"--overwrite to start this stage afresh (the old run is moved to "
+    article = "an" if fp["stage"][0] in "aeiou" else "a"
+    raise StageError(f"{stage_dir} holds {article} {fp['stage']} run with other settings or inputs: "
+                     f"{', '.join(diff)}; pass --overwrite to start this stage afresh (the old run is moved to "
                      f"{os.path.basename(stage_dir.rstrip('/'))}.old-<timestamp>), or use another --run_dir")
 
 
