@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from daaa_tf.data import pairs  # noqa: E402
+from daaa_tf.data import pair_writer  # noqa: E402
 from daaa_tf.method import cyclegan as cg  # noqa: E402
 from daaa_tf.method import losses  # noqa: E402
 
@@ -141,7 +141,7 @@ def bench_translate(model):
     ds = tf.data.Dataset.from_tensor_slices((images, np.zeros(n, np.int32)))
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        pairs.write_translated_shards(d, "source", ds, n, fn, batch_size=256, shard_size=n, progress=False)
+        pair_writer.write_translated_shards(d, "source", ds, n, fn, batch_size=256, shard_size=n, progress=False)
         total_s = time.perf_counter() - t0
     return {"measure": "translate", "images": n, "generator_images_per_s": n / gen_s,
             "shards_images_per_s": n / total_s, "ratio_shards_to_generator": total_s / gen_s}

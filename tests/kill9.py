@@ -40,9 +40,9 @@ def kill_after_updates(n):
 
 def kill_after_shards(n):
     """Dies right after the n-th pair shard of this process is renamed into place (before the manifest update)."""
-    from daaa_tf.data import pairs
+    from daaa_tf.data import pair_writer
 
-    write, count = pairs._write_shard, [0]
+    write, count = pair_writer._write_shard, [0]
 
     def write_then_die(*args, **kwargs):
         entry = write(*args, **kwargs)
@@ -51,7 +51,7 @@ def kill_after_shards(n):
             _die()
         return entry
 
-    pairs._write_shard = write_then_die
+    pair_writer._write_shard = write_then_die
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from PIL import Image
 
 from daaa_tf import runtime
 from daaa_tf.data.mixing import adaptation_dataset, stream_counts
-from daaa_tf.data.pairs import write_pair_shards
+from daaa_tf.data.pair_writer import write_pair_shards
 from daaa_tf.models import build_classifier
 from daaa_tf.stages.adapt import AdaptConfig, run_adaptation
 

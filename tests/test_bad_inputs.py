@@ -71,7 +71,7 @@ def make_mnist_m(root, n=12):
 def data(tmp_path_factory):
     """Read-only inputs shared by the rows."""
     from daaa_tf import runtime
-    from daaa_tf.data.pairs import write_pair_shards
+    from daaa_tf.data.pair_writer import write_pair_shards
     from daaa_tf.models import build_classifier
     from daaa_tf.serving.writer import write_saved_model
 
@@ -614,7 +614,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(tmp_pat
 
 
 def test_a_shard_cut_short_by_a_kill_is_removed_when_translation_runs_again(data, tmp_path, capsys):
-    from daaa_tf.data.pairs import write_pair_shards
+    from daaa_tf.data.pair_writer import write_pair_shards
 
     pairs = copy_pairs(tmp_path, data)
     (pairs / ".source-00001-of-00003.tfrecord.a1b2c3d4.tmp").write_bytes(b"half a shard")

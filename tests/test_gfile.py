@@ -10,7 +10,7 @@ from PIL import Image
 
 from daaa_tf import StageError, io, runtime
 from daaa_tf.config import AdaptConfig, SourceConfig
-from daaa_tf.data.pairs import write_pair_shards
+from daaa_tf.data.pair_writer import write_pair_shards
 
 gfile = tf.io.gfile
 SIZE = 16

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from daaa_tf.data.mixing import adaptation_dataset, stream_counts
-from daaa_tf.data.pairs import write_pair_shards
+from daaa_tf.data.pair_writer import write_pair_shards
 
 SIZE = 8
 PROPORTIONS = (0.4, 0.1, 0.3, 0.2)  # n_s != n_t and n_tf != n_sf: a swap of any two shares shows

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from daaa_tf import runtime, workers
-from daaa_tf.data.pairs import write_pair_shards
+from daaa_tf.data.pair_writer import write_pair_shards
 from daaa_tf.models import build_classifier, load_classifier
 from daaa_tf.stages.adapt import AdaptConfig, run_adaptation
 
@@ -117,14 +117,14 @@ def test_translation_split_by_shard_index_then_merged_by_the_chief(tmp_path):
     manifest is complete only after the chief merges worker 1's list, and equals a one-worker write."""
     import tensorflow as tf
 
-    from daaa_tf.data import pairs
+    from daaa_tf.data import pair_writer, pairs
 
     rng = np.random.default_rng(1)
     data = {kind: (rng.integers(0, 256, (23, 8, 8, 3), dtype=np.uint8), np.arange(23) % 10) for kind in pairs.KINDS}
 
     def write(d, worker):
         for kind, (x, y) in data.items():
-            pairs.write_translated_shards(str(d), kind, tf.data.Dataset.from_tensor_slices((x, y)), 23,
+            pair_writer.write_translated_shards(str(d), kind, tf.data.Dataset.from_tensor_slices((x, y)), 23,
                                           lambda b: 255 - b, batch_size=4, shard_size=5, progress=False,
                                           fingerprint={"step": 1}, worker=worker)
 
@@ -135,7 +135,7 @@ def test_translation_split_by_shard_index_then_merged_by_the_chief(tmp_path):
         pairs.read_manifest(str(tmp_path / "two"))
     listed = json.loads((tmp_path / "two" / ".source.worker-1.json").read_text())["shards"]
     assert [e["file"] for e in listed] == ["source-00001-of-00005.tfrecord", "source-00003-of-00005.tfrecord"]
-    pairs.merge_worker_shards(str(tmp_path / "two"), 2)
+    pair_writer.merge_worker_shards(str(tmp_path / "two"), 2)
     merged, single = (pairs.read_manifest(str(tmp_path / d), verify=True) for d in ("two", "one"))
     assert merged["shards"] == single["shards"] and merged["complete"]
     assert not list((tmp_path / "two").glob(".*.worker-*.json"))

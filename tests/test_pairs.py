@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from daaa_tf.data import pairs
+from daaa_tf.data import pair_writer, pairs
 
 
 def _arrays(n, seed=0, size=8):
@@ -20,10 +20,10 @@ def test_write_and_read_back(tmp_path):
     d = str(tmp_path)
     s_img, s_tr, s_lab = _arrays(23)
     t_img, t_tr, _ = _arrays(11, seed=1)
-    pairs.write_pair_shards(d, "source", s_img, s_tr, s_lab, shard_size=10)
+    pair_writer.write_pair_shards(d, "source", s_img, s_tr, s_lab, shard_size=10)
     with pytest.raises(ValueError, match="incomplete"):
         pairs.read_manifest(d)  # only one kind written yet
-    pairs.write_pair_shards(d, "target", t_img, t_tr, -np.ones(11), shard_size=10)
+    pair_writer.write_pair_shards(d, "target", t_img, t_tr, -np.ones(11), shard_size=10)
     m = pairs.read_manifest(d, verify=True)
     assert m["complete"] and m["counts"] == {"source": 23, "target": 11}
     assert m["image_shape"] == [8, 8, 3]
@@ -52,8 +52,8 @@ def test_missing_incomplete_and_truncated(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest"):
         pairs.read_manifest(d)
     img, tr, lab = _arrays(5)
-    pairs.write_pair_shards(d, "source", img, tr, lab, shard_size=2)
-    pairs.write_pair_shards(d, "target", img, tr, lab, shard_size=2)
+    pair_writer.write_pair_shards(d, "source", img, tr, lab, shard_size=2)
+    pair_writer.write_pair_shards(d, "target", img, tr, lab, shard_size=2)
     shard = os.path.join(d, "target-00001-of-00003.tfrecord")
     with open(shard, "r+b") as f:
         f.truncate(os.path.getsize(shard) // 2)
@@ -63,7 +63,7 @@ def test_missing_incomplete_and_truncated(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing"):
         pairs.read_manifest(d)
     with pytest.raises(ValueError, match="must be"):
-        pairs.write_pair_shards(d, "source", img, tr[:3], lab)
+        pair_writer.write_pair_shards(d, "source", img, tr[:3], lab)
 
 
 def test_resume_keeps_intact_shards_and_rewrites_truncated(tmp_path):
@@ -77,7 +77,7 @@ def test_resume_keeps_intact_shards_and_rewrites_truncated(tmp_path):
 
     def run(kind="source"):
         ds = tf.data.Dataset.from_tensor_slices((img, lab.astype(np.int32)))
-        return pairs.write_translated_shards(d, kind, ds, 25, translate, batch_size=4, shard_size=10,
+        return pair_writer.write_translated_shards(d, kind, ds, 25, translate, batch_size=4, shard_size=10,
                                              fingerprint={"step": 7}, progress=False)
 
     m = run()
@@ -104,7 +104,7 @@ def test_resume_keeps_intact_shards_and_rewrites_truncated(tmp_path):
     # A new generator (fingerprint) starts over; a new shard size removes the old shard files.
     calls.clear()
     ds = tf.data.Dataset.from_tensor_slices((img, lab.astype(np.int32)))
-    m = pairs.write_translated_shards(d, "source", ds, 25, translate, batch_size=4, shard_size=20,
+    m = pair_writer.write_translated_shards(d, "source", ds, 25, translate, batch_size=4, shard_size=20,
                                       fingerprint={"step": 8}, progress=False)
     assert sum(calls) == 25 and not m["complete"]
     assert sorted(f for f in os.listdir(d) if f.startswith("source")) == [

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from daaa_tf import StageError, UserError, runtime, workers
-from daaa_tf.data import pairs
+from daaa_tf.data import pair_writer, pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
 from daaa_tf.io import read_json, remove_stale_temporaries, write_json, write_text
 from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
@@ -162,13 +162,13 @@ def translate_domains(model, source, target, pairs_dir, batch_size=256, shard_si
     t0 = time.perf_counter()
     manifest = None
     for kind, domain, direction in (("source", source, "st"), ("target", target, "ts")):
-        manifest = pairs.write_translated_shards(
+        manifest = pair_writer.write_translated_shards(
             pairs_dir, kind, domain.dataset(), domain.num_examples, fns[direction], batch_size=batch_size,
             shard_size=shard_size, fingerprint=fingerprint, progress=progress, worker=worker)
     if worker[1] > 1:
         workers.barrier(strategy)  # every worker's shards are written
         if workers.is_chief(strategy):
-            pairs.merge_worker_shards(pairs_dir, worker[1])
+            pair_writer.merge_worker_shards(pairs_dir, worker[1])
         workers.barrier(strategy)  # the manifest is complete
         manifest = pairs.read_manifest(pairs_dir)
     seconds = time.perf_counter() - t0
