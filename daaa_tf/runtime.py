@@ -1,6 +1,8 @@
 """Distribution strategies, seeding and mixed precision."""
 
+import functools
 import os
+import subprocess
 
 import keras
 import tensorflow as tf
@@ -84,3 +86,23 @@ def fit_verbosity():
     import sys
 
     return "auto" if sys.stdout.isatty() and not os.environ.get("CI") else 2
+
+
+@functools.cache
+def code_version():
+    """The code that makes a result, for its metrics.json: 'daaa-tf <version>', plus ' (git <commit>)' when run
+    from a git checkout, and '+changes' when tracked files differ from that commit."""
+    from daaa_tf import __version__
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = f"daaa-tf {__version__}"
+    try:
+        git = ["git", "-C", root]
+        head = subprocess.run([*git, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, timeout=20)
+        if head.returncode or not os.path.exists(os.path.join(root, ".git")):
+            return out  # an installed copy, not a checkout
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=20).stdout.strip()
+        return f"{out} (git {head.stdout.strip()}{'+changes' if dirty else ''})"
+    except (OSError, subprocess.SubprocessError):  # no git on this machine
+        return out

@@ -145,3 +145,35 @@ def test_entry_point_positional_run_dir(run_dir):
                          env=env, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Ours w L_AT" in out.stdout and "wrote" in out.stdout
+
+
+def test_title_and_code_versions(tmp_path, monkeypatch):
+    """The title is the run directory as named (no absolute temporary path); the code that made the runs is
+    listed, one line per version when they differ."""
+    monkeypatch.chdir(tmp_path)
+    write_run(os.path.join("exp", "adapt"), 0.9, 0)
+    write_run(os.path.join("exp", "variants", "full", "seed1"), 0.8, 1)
+    text = report.results_markdown("exp/", *_found("exp"))
+    assert text.startswith("# Results: exp\n") and "code: not recorded" in text and "all runs" in text
+    for path, code in ((os.path.join("exp", "adapt"), "daaa-tf 0.1.0 (git 1234567)"),
+                       (os.path.join("exp", "variants", "full", "seed1"), "daaa-tf 0.1.0 (git 89abcde+changes)")):
+        m = io.read_json(os.path.join(path, "metrics.json"))
+        io.write_json(os.path.join(path, "metrics.json"), {**m, "code": code})
+    text = report.results_markdown("exp", *_found("exp"))
+    assert "- code: daaa-tf 0.1.0 (git 1234567): 1 run(s)" in text
+    assert "- code: daaa-tf 0.1.0 (git 89abcde+changes): 1 run(s)" in text
+
+
+def _found(run_dir):
+    runs, incomplete, notes = report.collect(run_dir)
+    return runs, report.summarize(runs), "MNIST→MNIST-M", incomplete, notes, {}
+
+
+def test_code_version_names_the_checkout():
+    code = runtime.code_version()
+    assert code.startswith("daaa-tf ")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.exists(os.path.join(repo, ".git")):
+        head = subprocess.run(["git", "-C", repo, "rev-parse", "--short=7", "HEAD"], capture_output=True,
+                              text=True).stdout.strip()
+        assert f"(git {head}" in code

@@ -156,7 +156,7 @@ def fake_domain(n, seed, size=16, k=10):
         dataset=lambda: tf.data.Dataset.from_tensor_slices((images, labels)))
 
 
-def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch):
+def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch, recwarn):
     domains = {("src", "train"): fake_domain(24, 1), ("src", "test"): fake_domain(10, 2),
                ("tgt", "train"): fake_domain(24, 3), ("tgt", "test"): fake_domain(12, 4)}
     monkeypatch.setattr(revgrad_stage, "load_domain", lambda spec, split, size, role: domains[(spec, split)])
@@ -168,6 +168,7 @@ def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch):
                         target="tgt", image_size=16, batch_size=8, epochs=2, steps_per_epoch=3,
                         hidden=(8,), eval_batch_size=5, strategy="default")
     m = run_revgrad(cfg)
+    assert not [w for w in recwarn if "shuffle=True" in str(w.message)]  # fit(shuffle=False) on a dataset
     saved = io.read_json(os.path.join(cfg.out_dir, "metrics.json"))
     assert saved["target_test_accuracy"] == m["target_test_accuracy"] == saved["history"]["val_accuracy"][-1]
     assert len(saved["history"]["val_accuracy"]) == 2 and saved["steps"] == 6

@@ -16,6 +16,7 @@ def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
     out = run(["--source_epochs=1"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "source only: source test accuracy" in out.stdout
+    assert "`shuffle=True` was passed" not in out.stderr  # fit(shuffle=False): the dataset is shuffled already
     m = json.loads((tmp_path / "source" / "metrics.json").read_text())
     assert m["source"] == "demo:mnist" and m["target"] == "demo:mnist_m" and m["num_classes"] == 10
     assert m["source_test_accuracy"] > 0.5  # one epoch on 2,000 real digits

@@ -131,6 +131,17 @@ def _table(rows, stats, task, net):
     return lines
 
 
+def _code_lines(runs):
+    """Which code made the runs (their metrics.json "code"): one line, or one per version when they differ."""
+    made, unknown = {}, "not recorded (runs from before daaa-tf recorded it)"
+    for rs in runs.values():
+        for r in rs:
+            made.setdefault(r.metrics.get("code") or unknown, []).append(r)
+    if len(made) == 1:
+        return [f"- code: {next(iter(made))}, all runs"]
+    return [f"- code: {code}: {len(rs)} run(s)" for code, rs in sorted(made.items())]
+
+
 def results_markdown(run_dir, runs, stats, task, incomplete, notes, plots):
     """The text of results.md."""
     src = runs.get("source", [None])[0]
@@ -138,7 +149,7 @@ def results_markdown(run_dir, runs, stats, task, incomplete, notes, plots):
         ((rs[0].metrics.get("config") or {}).get("arch") for rs in runs.values() if rs), None) or "digit_cnn"
     net = "ResNet-50" if arch == "resnet50" else "CNN"
     demo = bool(src and str(src.metrics.get("target", "")).startswith("demo"))
-    lines = [f"# Results: {os.path.abspath(run_dir)}", ""]
+    lines = [f"# Results: {os.path.normpath(run_dir)}", ""]  # the run directory as it was named
     task_note = task or "not one of the paper's tasks (no paper column)"
     if demo:
         task_note += " (the embedded demo: real MNIST digits -> an MNIST-M-style stand-in, far smaller than the " \
@@ -158,6 +169,7 @@ def results_markdown(run_dir, runs, stats, task, incomplete, notes, plots):
     for path in incomplete:
         lines.append(f"- incomplete (directory without metrics.json: still running or stopped): "
                      f"{os.path.relpath(path, run_dir)}")
+    lines += _code_lines(runs)
     lines += [f"- note: {n}" for n in notes]
     if not runs:
         lines.append("- no finished run at all: run `python -m trainers.pipeline` first")

@@ -83,6 +83,7 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
         "steps": steps, "train_seconds": time.time() - start,
         "pairs": {k: manifest.get("counts", {}).get(k) for k in ("source", "target")},
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+        "code": runtime.code_version(),
     }
     if workers.is_chief(strategy):
         io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)

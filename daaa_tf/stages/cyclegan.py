@@ -138,7 +138,8 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     metrics = {"step": model.step_count(), "history": callback.history, "complete": True,
                "train_seconds_this_run": seconds,
                "images_per_s_this_run": done * c.batch_size / seconds if done else None,
-               "parameters": {k: int(getattr(model, k).count_params()) for k in NETWORKS}}
+               "parameters": {k: int(getattr(model, k).count_params()) for k in NETWORKS},
+               "code": runtime.code_version()}
     if workers.is_chief(strategy):
         write_json(os.path.join(out_dir, "metrics.json"), metrics)
     return model, metrics

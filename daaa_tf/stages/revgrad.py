@@ -65,7 +65,7 @@ def run_revgrad(cfg: RevGradConfig):
     guard = NaNGuard(cfg.log_every)
     start = time.time()
     model.fit(train, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch,
-              initial_epoch=initial_epoch, validation_data=val,
+              initial_epoch=initial_epoch, validation_data=val, shuffle=False,
               callbacks=[StepScalars(os.path.join(tb_dir, "train"), cfg.log_every), guard, backup,
                          keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)],
               verbose=runtime.fit_verbosity())
@@ -89,6 +89,7 @@ def run_revgrad(cfg: RevGradConfig):
         "domain_features": model.features_description,
         "domain_hidden": list(tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))),
         "config": json.loads(json.dumps(dataclasses.asdict(cfg), default=list)),
+        "code": runtime.code_version(),
     }
     if workers.is_chief(strategy):
         io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)

@@ -61,7 +61,7 @@ def train_source(cfg: SourceConfig):
     history = trainable.fit(  # epoch e's order depends on (seed, e) only: a resumed run sees the same batches
         workers.shard_by_data(epoch_batches(src_train, cfg.arch, cfg.batch_size, cfg.seed, initial_epoch,
                                             cfg.epochs)),
-        epochs=cfg.epochs, initial_epoch=initial_epoch,
+        epochs=cfg.epochs, initial_epoch=initial_epoch, shuffle=False,  # the dataset is shuffled already
         steps_per_epoch=src_train.num_examples // cfg.batch_size,
         validation_data=workers.shard_by_data(batched(src_test, cfg.arch, cfg.eval_batch_size)),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
@@ -80,7 +80,8 @@ def train_source(cfg: SourceConfig):
         model.save(tmp)
     metrics = {**results, "epochs": cfg.epochs, "train_seconds": time.time() - start,
                "num_classes": src_train.num_classes, "arch": cfg.arch, "source": src_train.name,
-               "target": tgt_test.name, "history": backup.history or history.history}
+               "target": tgt_test.name, "history": backup.history or history.history,
+               "code": runtime.code_version()}
     if workers.is_chief(strategy):
         io.write_json(os.path.join(cfg.out_dir, "metrics.json"), metrics)
     workers.barrier(strategy)  # the chief's artifacts exist before any worker goes on (e.g. to the next stage)
