@@ -47,7 +47,12 @@ def test_run_skips_completed_stages_and_reports_a_failed_one(tmp_path, capsys):
     times = pl.run(stages, log=print)
     assert ran == ["cyclegan", "adapt"]
     assert times["source"] == 0.0 and times["cyclegan"] > 0 and times["adapt full seed 0"] > 0
-    assert "source: complete, skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "source: complete, skipped" in out
+    # what runs after each stage is named, each stage's wall time is printed, and no pipeline-wide guess
+    assert "[2/3] cyclegan: running (" in out and "; then adapt full seed 0)" in out
+    assert "[3/3] adapt full seed 0: running (" in out and "; the last stage)" in out
+    assert "[2/3] cyclegan: done in 0.0 min" in out and "left" not in out
 
     def boom():
         raise ValueError("bad\nthing")

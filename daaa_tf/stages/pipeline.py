@@ -134,24 +134,23 @@ def run(stages, log=print):
     """Runs the stages in order, skipping a complete one whose fingerprint is unchanged (checked when the stage
     comes up, so a rerun upstream stage invalidates what depends on it); a changed one stops the pipeline with one
     line (StageError) unless --overwrite. Returns {stage name: seconds} (0 for skipped ones)."""
-    todo = [s for s in stages if not is_complete(s)]  # for the time estimate only
     times, start = {}, time.time()
     for i, stage in enumerate(stages, 1):
         if up_to_date(stage) and is_complete(stage):
             log(f"[{i}/{len(stages)}] {stage.name}: complete, skipped ({stage.done_file})")
             times[stage.name] = 0.0
             continue
-        done = [t for t in times.values() if t > 0]
-        eta = ""
-        if done:
-            remaining = sum(1 for s in todo if s.name not in times)
-            eta = f", about {sum(done) / len(done) * remaining / 60:.0f} min left at this pace"
-        log(f"[{i}/{len(stages)}] {stage.name}: running ({(time.time() - start) / 60:.1f} min elapsed{eta})")
+        # no pipeline-wide time estimate: the stages' costs differ by far more than their number (the CycleGAN
+        # takes most of it); each stage's own progress bar estimates its time
+        after = [s.name for s in stages[i:]]
+        log(f"[{i}/{len(stages)}] {stage.name}: running ({(time.time() - start) / 60:.1f} min elapsed; "
+            f"{'then ' + ', '.join(after) if after else 'the last stage'})")
         t0 = time.time()
         if _run_one(stage) == PARITY_FAILED_EXIT:
             log(f"[{i}/{len(stages)}] {stage.name}: formats outside their parity bounds were not installed; "
                 "going on (the report is still written)")
         times[stage.name] = time.time() - t0
+        log(f"[{i}/{len(stages)}] {stage.name}: done in {times[stage.name] / 60:.1f} min")
         _reset_keras()
     return times
 
