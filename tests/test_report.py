@@ -162,6 +162,7 @@ def test_title_and_code_versions(tmp_path, monkeypatch):
     text = report.results_markdown("exp", *_found("exp"))
     assert "- code: daaa-tf 0.1.0 (git 1234567): 1 run(s)" in text
     assert "- code: daaa-tf 0.1.0 (git 89abcde+changes): 1 run(s)" in text
+    assert report.make_report("./exp/", load_images=fake_images)["run_dir"] == "exp"  # results.json likewise
 
 
 def _found(run_dir):

@@ -131,6 +131,11 @@ def _table(rows, stats, task, net):
     return lines
 
 
+def _named(run_dir):
+    """The run directory as the user named it (a published report carries no absolute temporary path)."""
+    return str(run_dir) if io.is_remote(run_dir) else os.path.normpath(run_dir)
+
+
 def _code_lines(runs):
     """Which code made the runs (their metrics.json "code"): one line, or one per version when they differ."""
     made, unknown = {}, "not recorded (runs from before daaa-tf recorded it)"
@@ -149,7 +154,7 @@ def results_markdown(run_dir, runs, stats, task, incomplete, notes, plots):
         ((rs[0].metrics.get("config") or {}).get("arch") for rs in runs.values() if rs), None) or "digit_cnn"
     net = "ResNet-50" if arch == "resnet50" else "CNN"
     demo = bool(src and str(src.metrics.get("target", "")).startswith("demo"))
-    lines = [f"# Results: {os.path.normpath(run_dir)}", ""]  # the run directory as it was named
+    lines = [f"# Results: {_named(run_dir)}", ""]
     task_note = task or "not one of the paper's tasks (no paper column)"
     if demo:
         task_note += " (the embedded demo: real MNIST digits -> an MNIST-M-style stand-in, far smaller than the " \
@@ -220,7 +225,7 @@ def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
     }
     text = results_markdown(run_dir, runs, stats, task, incomplete, notes, plots)
     io.write_text(os.path.join(out_dir, "results.md"), text)
-    result = {"run_dir": io.absolute(run_dir), "task": task, "stats": stats,
+    result = {"run_dir": _named(run_dir), "task": task, "stats": stats,
               "paper": {v: paper_value(task, v) for v in stats},
               "incomplete": [os.path.relpath(p, run_dir) for p in incomplete], "notes": notes,
               "plots": {k: (os.path.basename(p) if p else None) for k, (p, _) in plots.items()},
