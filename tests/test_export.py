@@ -316,3 +316,24 @@ def test_a_mixed_precision_model_is_exported_in_float32(trained_model, tmp_path)
     assert failed == [] and parity["reference"]["trained_compute_dtype"] == "bfloat16"
     probabilities, _ = exporting.SavedModelRunner(str(tmp_path / "export" / "saved_model"))(test_x[:64])
     np.testing.assert_allclose(probabilities, exporting.keras_probabilities(float_model, test_x[:64]), atol=1e-5)
+
+
+def test_calibration_set_depends_on_its_seed_alone():
+    """The int8 calibration images are the same whatever TF's global seed is (the pipeline's stages set it before
+    the export; a standalone export does not), differ with the seed, and come from the first max(buffer, n)."""
+    from daaa_tf.data.pipelines import take_examples
+
+    images = np.arange(3000 * 4, dtype=np.uint8).reshape(3000, 2, 2, 1) % 251
+    labels = np.arange(3000)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    picked = []
+    for global_seed in (1, 2):
+        tf.random.set_seed(global_seed)
+        picked.append(take_examples(ds, 200, shuffle_seed=0)[1])
+    np.testing.assert_array_equal(picked[0], picked[1])
+    other = take_examples(ds, 200, shuffle_seed=1)[1]
+    assert len(set(picked[0])) == 200 and picked[0].max() < 2048 and not np.array_equal(picked[0], other)
+    assert not np.array_equal(np.sort(picked[0]), np.arange(200))  # drawn, not the first 200
+    x, y = take_examples(ds, 200, shuffle_seed=0)
+    np.testing.assert_array_equal(x, images[y])  # images stay with their labels
+    np.testing.assert_array_equal(take_examples(ds, 5)[1], np.arange(5))  # no seed: the first ones, in order

@@ -152,10 +152,15 @@ def revgrad_dataset(source, target, counts, seed=0, skip_batches=0):
 def take_examples(dataset, limit=0, shuffle_seed=None, buffer=2048):
     """First ``limit`` (0 = all) (uint8 image, label) pairs of an unbatched dataset as numpy arrays.
 
-    With ``shuffle_seed`` the examples are drawn through a seeded shuffle buffer (calibration sets).
+    With ``shuffle_seed``: ``limit`` examples drawn at random from the first max(``buffer``, ``limit``), by NumPy
+    from the seed alone (calibration sets). A tf.data shuffle would combine the seed with TF's global seed, which
+    the stages run before in the same process set: the pipeline's int8 model then differed from a standalone
+    export of the same model.
     """
     if shuffle_seed is not None:
-        dataset = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+        images, labels = take_examples(dataset, max(buffer, limit) if limit else 0)
+        order = np.random.default_rng(shuffle_seed).permutation(len(images))[:limit or None]
+        return images[order], labels[order]
     if limit:
         dataset = dataset.take(limit)
     images, labels = [], []
