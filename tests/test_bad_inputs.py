@@ -368,14 +368,10 @@ ROWS = [
     Row("mnist_m_labels_latin1", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
         "mnist_m_test_labels.txt:2: not UTF-8", setup=mnist_m_labels("00000000.png 0\n00000001.png 1 \xe9\n".encode(
             "latin-1"))),
-    Row("mnist_m_labels_superscript_digit", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
-        "mnist_m_test_labels.txt:1:", setup=mnist_m_labels("00000000.png \u00b2\n")),
-    Row("mnist_m_labels_arabic_digit", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
-        "mnist_m_test_labels.txt:1:", setup=mnist_m_labels("00000000.png \u0663\n")),
-    Row("mnist_m_labels_one_column", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
-        "mnist_m_test_labels.txt:1:", setup=mnist_m_labels("00000000.png\n")),
-    Row("mnist_m_labels_label_12", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
-        "mnist_m_test_labels.txt:1:", setup=mnist_m_labels("00000000.png 12\n")),
+    *[Row(f"mnist_m_labels_{name}", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
+          "mnist_m_test_labels.txt:1:", setup=mnist_m_labels(line))
+      for name, line in (("superscript_digit", "00000000.png \u00b2\n"), ("arabic_digit", "00000000.png \u0663\n"),
+                         ("one_column", "00000000.png\n"), ("label_12", "00000000.png 12\n"))],
     Row("mnist_m_labels_names_missing_png", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
         "99999999.png", setup=mnist_m_labels("99999999.png 3\n")),
     Row("mnist_m_labels_empty", "data", "trainers.source", with_target(SOURCE, "mnist_m:{tmp}/mnist_m"),
