@@ -96,11 +96,13 @@ def code_version():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = f"daaa-tf {__version__}"
+    if not os.path.exists(os.path.join(root, ".git")):
+        return out  # an installed copy, not a checkout
     try:
         git = ["git", "-C", root]
         head = subprocess.run([*git, "rev-parse", "--short=7", "HEAD"], capture_output=True, text=True, timeout=20)
-        if head.returncode or not os.path.exists(os.path.join(root, ".git")):
-            return out  # an installed copy, not a checkout
+        if head.returncode:
+            return out
         dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                text=True, timeout=20).stdout.strip()
         return f"{out} (git {head.stdout.strip()}{'+changes' if dirty else ''})"

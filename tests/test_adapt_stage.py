@@ -1,5 +1,6 @@
 """The adaptation stage end to end: batch mixing from pair shards, resume after a crash, the CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -108,6 +109,7 @@ def test_adapt_cli_end_to_end_and_bad_input(workdir, tmp_path):
     for name in ("model.keras", "metrics.json", "flags.txt"):
         assert os.path.exists(tmp_path / "adapt" / name)
     assert "--sync_every=2" in (tmp_path / "adapt" / "flags.txt").read_text()
+    assert json.loads((tmp_path / "adapt" / "metrics.json").read_text())["code"] == runtime.code_version()
     bad = subprocess.run(base + ["--proportions=0.5,0.5,0.5,0.5", f"--adapt_dir={tmp_path / 'bad'}"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "--proportions" in bad.stderr and "Traceback" not in bad.stderr

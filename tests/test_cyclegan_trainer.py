@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from daaa_tf import runtime
 from daaa_tf.data import pairs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,6 +37,7 @@ def test_cli_trains_translates_and_skips_when_complete(tmp_path):
     assert "--cyclegan_steps=2" in open(os.path.join(out, "flags.txt")).read()
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["step"] == 2 and metrics["complete"] and metrics["translation"]["translated"] == 4000
+    assert metrics["code"] == runtime.code_version()  # the code that made it (this checkout)
     m = pairs.read_manifest(os.path.join(run_dir, "pairs"), verify=True)
     assert m["counts"] == {"source": 2000, "target": 2000} and m["image_shape"] == [16, 16, 3]
     assert [e["records"] for e in m["shards"]["target"]] == [1500, 500]

@@ -174,6 +174,7 @@ def test_run_revgrad_on_tiny_fake_domains(tmp_path, monkeypatch, recwarn):
     assert len(saved["history"]["val_accuracy"]) == 2 and saved["steps"] == 6
     assert {"loss", "ce", "domain", "lambda", "domain_accuracy", "accuracy"} <= set(saved["history"])
     assert 0.0 <= saved["source_test_accuracy"] <= 1.0 and saved["train_seconds"] > 0
+    assert saved["code"] == runtime.code_version()
     assert saved["counts"] == {"s": 4, "t": 4} and saved["domain_features"].startswith("flattened pool3")
     # lambda grows with the progress p = step / total steps
     assert saved["history"]["lambda"][0] < saved["history"]["lambda"][1]

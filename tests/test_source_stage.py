@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from daaa_tf import runtime
+
 
 def run(args, tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
@@ -21,6 +23,7 @@ def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
     assert m["source"] == "demo:mnist" and m["target"] == "demo:mnist_m" and m["num_classes"] == 10
     assert m["source_test_accuracy"] > 0.5  # one epoch on 2,000 real digits
     assert 0.0 <= m["target_test_accuracy"] <= 1.0
+    assert m["code"] == runtime.code_version()  # the code that made it (this checkout)
     assert (tmp_path / "source" / "model.keras").exists()
     flags_txt = (tmp_path / "source" / "flags.txt").read_text().splitlines()
     assert "--source_epochs=1" in flags_txt and f"--run_dir={tmp_path}" in flags_txt
