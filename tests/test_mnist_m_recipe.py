@@ -4,6 +4,7 @@ The MNIST idx files are written here in the real format (tests/test_data_mnist.p
 random PNGs, so everything runs offline in seconds.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -126,6 +127,26 @@ def run_make(args):
                           capture_output=True, text=True, timeout=240)
 
 
+def test_recoloured_views_are_the_six_channel_orders_negatives_and_half_sizes():
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 256, (60, 58, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (40, 70, 3), dtype=np.uint8)  # half size 20 x 35: below 28, no half view
+    photos = {"big": big, "small": small}
+    assert recipe.photo_views(photos) == photos  # "original": the photos as they are
+    views = recipe.photo_views(photos, "recoloured")
+    assert len(views) == 6 * 3 + 6 * 2
+    bgr = big[..., ::-1]
+    assert np.array_equal(views["big.bgr"], bgr) and np.array_equal(views["big.rgb"], big)
+    assert np.array_equal(views["big.bgr.negative"], 255 - bgr)
+    assert np.array_equal(views["big.gbr.half"], big[::2, ::2][..., [1, 2, 0]])
+    assert "small.rgb.half" not in views and np.array_equal(views["small.brg"], small[..., [2, 0, 1]])
+    orders = {name.split(".")[1] for name in views}
+    assert orders == {"rgb", "rbg", "grb", "gbr", "brg", "bgr"}
+    assert all(v.dtype == np.uint8 and v.flags["C_CONTIGUOUS"] for v in views.values())
+    with pytest.raises(recipe.UserError, match="--photo_views='grey': expected one of original, recoloured"):
+        recipe.photo_views(photos, "grey")
+
+
 def test_the_entry_point_writes_the_release_and_bad_photos_are_one_error_line(tiny, tmp_path):
     mnist, digits, photos_dir, _ = tiny
     out = tmp_path / "made"
@@ -136,6 +157,13 @@ def test_the_entry_point_writes_the_release_and_bad_photos_are_one_error_line(ti
     assert len(os.listdir(out / "mnist_m_train")) == 4 and len(os.listdir(out / "mnist_m_test")) == 3
     domain = load_domain(f"mnist_m:{out}", "test", 28, role="target")
     assert [int(y) for _, y in domain.dataset().as_numpy_iterator()] == list(digits["test"][1][:3])
+    recoloured = tmp_path / "recoloured"  # --photo_views: the same digits over 18 views of each photo
+    proc = run_make([f"--mnist={mnist}", f"--out={recoloured}", f"--photos={photos_dir}", "--train_size=4",
+                     "--test_size=3", "--seed=2", "--photo_views=recoloured"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(recoloured / "recipe.json") as f:
+        assert len(json.load(f)["photos"]) == 2 * 12  # photos under 56 pixels high: no half-size view
+    assert (recoloured / "mnist_m_test_labels.txt").read_text() == (out / "mnist_m_test_labels.txt").read_text()
     proc = run_make([f"--mnist={mnist}", f"--out={tmp_path / 'other'}", f"--photos={tmp_path / 'nope'}"])
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert proc.returncode == 2 and errors == [f"error: --photos: {tmp_path / 'nope'} is not a folder of "
@@ -163,12 +191,13 @@ def _examples(builder, split):
 def test_tfds_recipe_builder_makes_the_recipe_from_manual_dir(tiny, tmp_path, tfds_mod, monkeypatch):
     mnist, digits, photos_dir, photos = tiny
     os.rename(photos_dir, os.path.join(mnist, "photos"))  # manual_dir: the idx files and photos/
-    config = tfds_mod.MnistMRecipeConfig(name="tiny", train_size=12, test_size=6, seed=4)
+    config = tfds_mod.MnistMRecipeConfig(name="tiny", train_size=12, test_size=6, seed=4, photo_views="recoloured")
     data_dir = str(tmp_path / "tfds")
     builder = tfds_mod.prepare("mnist_m_recipe", mnist, data_dir, config)
     assert {s: builder.info.splits[s].num_examples for s in ("train", "test")} == {"train": 12, "test": 6}
     assert builder.info.supervised_keys == ("image", "label")
-    for split, images, labels in recipe.make_splits(mnist, photos, {"train": 12, "test": 6}, 4):
+    views = recipe.photo_views(photos, "recoloured")
+    for split, images, labels in recipe.make_splits(mnist, views, {"train": 12, "test": 6}, 4):
         assert _examples(builder, split) == sorted((int(y), x.tobytes()) for x, y in zip(images, labels))
     # The tfds:NAME domain spec reads it (TFDS_DATA_DIR, never a download).
     monkeypatch.setenv("TFDS_DATA_DIR", data_dir)

@@ -1,6 +1,7 @@
 """Builds an MNIST-M-style target domain from MNIST and photographs (Ganin & Lempitsky's recipe).
 
     python -m trainers.make_mnist_m --mnist=../shared/data/mnist --out=data/mnist_m_dev
+    python -m trainers.make_mnist_m --mnist=../shared/data/mnist --photo_views=recoloured --out=data/mnist_m_hard
 
 writes the standard MNIST-M release layout (59,001 train / 9,001 test PNGs and labels files) with patches of
 the colour photographs that installed packages ship, or of any folder of photos (``--photos=DIR``). Read it
@@ -16,6 +17,10 @@ flags.DEFINE_string("mnist", None, "folder with the four MNIST idx files (the di
 flags.DEFINE_string("out", None, "output folder (the MNIST-M release layout)")
 flags.DEFINE_string("photos", "packaged", "'packaged' (photos shipped in scikit-image, scikit-learn, "
                     "matplotlib) or a folder of colour photographs")
+flags.DEFINE_enum("photo_views", "original", mnist_m_recipe.PHOTO_VIEWS,
+                  "'original' (each photo as it is) or 'recoloured': each photo in its 6 channel orders, as it "
+                  "is, negative and at half size (18 views; a harder target, as hard as the real release for the "
+                  "source network, docs/benchmark.md)")
 flags.DEFINE_integer("train_size", 59001, "train images (the first N MNIST train digits)", lower_bound=1)
 flags.DEFINE_integer("test_size", 9001, "test images (the first N MNIST test digits)", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "seed of the patch positions and photo choice")
@@ -27,6 +32,7 @@ def main(argv):
     del argv
     photos = (mnist_m_recipe.packaged_photos() if FLAGS.photos == "packaged"
               else mnist_m_recipe.folder_photos(FLAGS.photos))
+    photos = mnist_m_recipe.photo_views(photos, FLAGS.photo_views)
     written = mnist_m_recipe.build_release(FLAGS.mnist, FLAGS.out, photos,
                                            {"train": FLAGS.train_size, "test": FLAGS.test_size}, FLAGS.seed)
     print(f"{FLAGS.out}: {written} images over {len(photos)} photographs; read it with "

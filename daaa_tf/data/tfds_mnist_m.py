@@ -46,11 +46,13 @@ def _features():
 
 @dataclasses.dataclass
 class MnistMRecipeConfig(tfds.core.BuilderConfig):
-    """Sizes (the first N digits of each MNIST split) and the seed of the photo choice and patch positions."""
+    """Sizes (the first N digits of each MNIST split), the seed of the photo choice and patch positions, and
+    the views of each photo (``mnist_m_recipe.photo_views``: "original" or "recoloured")."""
 
     train_size: int = mnist_m_recipe.RELEASE_SIZES["train"]
     test_size: int = mnist_m_recipe.RELEASE_SIZES["test"]
     seed: int = 0
+    photo_views: str = "original"
 
 
 class MnistMRecipe(tfds.core.GeneratorBasedBuilder):
@@ -75,6 +77,7 @@ class MnistMRecipe(tfds.core.GeneratorBasedBuilder):
         folder = os.path.join(manual, "photos")
         photos = (mnist_m_recipe.folder_photos(folder) if os.path.isdir(folder)
                   else mnist_m_recipe.packaged_photos())
+        photos = mnist_m_recipe.photo_views(photos, self.builder_config.photo_views)
         sizes = {"train": self.builder_config.train_size, "test": self.builder_config.test_size}
         return {split: self._generate_examples(images, labels) for split, images, labels
                 in mnist_m_recipe.make_splits(manual, photos, sizes, self.builder_config.seed)}
