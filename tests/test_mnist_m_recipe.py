@@ -147,6 +147,57 @@ def test_recoloured_views_are_the_six_channel_orders_negatives_and_half_sizes():
         recipe.photo_views(photos, "grey")
 
 
+def test_leaf_radius_is_the_inverse_of_the_r_cubed_law():
+    # CDF of p(r) ~ r^-3 on [a, b], integrated by hand: F(r) = (a^-2 - r^-2) / (a^-2 - b^-2).
+    a, b = 3.0, 120.0
+    for u in (0.0, 0.1, 0.5, 0.9, 0.999):
+        r = recipe.leaf_radius(u, a, b)
+        assert a <= r <= b and abs((a ** -2 - r ** -2) / (a ** -2 - b ** -2) - u) < 1e-12
+    assert recipe.leaf_radius(0.0, a, b) == pytest.approx(a) and recipe.leaf_radius(1.0, a, b) == pytest.approx(b)
+
+
+def test_dead_leaves_cover_the_plane_with_discs_of_the_given_colours():
+    colours = np.array([[10, 20, 30], [200, 100, 0], [0, 255, 7]], np.uint8)
+    img = recipe.dead_leaves(np.random.default_rng(0), colours, height=40, width=60, r_min=2, r_max=15)
+    assert img.shape == (40, 60, 3) and img.dtype == np.uint8
+    used = {tuple(c) for c in img.reshape(-1, 3)}
+    assert used == {tuple(c) for c in colours}  # every pixel painted (none left black), all three colours used
+    # Occlusion edges: neighbouring pixels differ often, but most lie inside one disc.
+    edges = np.mean(np.any(img[:, 1:] != img[:, :-1], axis=-1))
+    assert 0.02 < edges < 0.5
+    again = recipe.dead_leaves(np.random.default_rng(0), colours, height=40, width=60, r_min=2, r_max=15)
+    assert np.array_equal(img, again)
+
+
+def test_dead_leaves_photos_take_their_colours_from_the_photos(tiny):
+    photos = tiny[3]
+    made = recipe.dead_leaves_photos(photos, count=2, seed=1, samples=50)
+    assert sorted(made) == ["dead_leaves_000", "dead_leaves_001"]
+    assert all(img.shape == (321, 481, 3) for img in made.values())
+    palette = {tuple(c) for img in photos.values() for c in img.reshape(-1, 3)}
+    assert {tuple(c) for img in made.values() for c in img.reshape(-1, 3)} <= palette
+    again = recipe.dead_leaves_photos(photos, count=2, seed=1, samples=50)
+    assert all(np.array_equal(made[k], again[k]) for k in made)
+    other = recipe.dead_leaves_photos(photos, count=1, seed=2, samples=50)
+    assert not np.array_equal(made["dead_leaves_000"], other["dead_leaves_000"])
+
+
+def test_the_entry_point_builds_on_dead_leaves(tiny, tmp_path):
+    mnist = tiny[0]
+    out = tmp_path / "leaves"
+    proc = run_make([f"--mnist={mnist}", f"--out={out}", "--photos=dead_leaves", "--dead_leaves_count=3",
+                     "--train_size=4", "--test_size=2", "--seed=3"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(out / "recipe.json") as f:
+        assert json.load(f)["photos"] == ["dead_leaves_000", "dead_leaves_001", "dead_leaves_002"]
+    # The same images as the recipe on the packaged photos' colours, dead leaves and blend seeded by --seed.
+    leaves = recipe.dead_leaves_photos(recipe.packaged_photos(), 3, seed=3)
+    test = next(images for split, images, _ in recipe.make_splits(mnist, leaves, {"train": 4, "test": 2}, 3)
+                if split == "test")
+    domain = load_domain(f"mnist_m:{out}", "test", 28, role="target")
+    assert [x.tobytes() for x, _ in domain.dataset().as_numpy_iterator()] == [x.tobytes() for x in test]
+
+
 def test_the_entry_point_writes_the_release_and_bad_photos_are_one_error_line(tiny, tmp_path):
     mnist, digits, photos_dir, _ = tiny
     out = tmp_path / "made"

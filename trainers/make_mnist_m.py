@@ -16,11 +16,15 @@ from trainers import flags as tflags
 flags.DEFINE_string("mnist", None, "folder with the four MNIST idx files (the digits)")
 flags.DEFINE_string("out", None, "output folder (the MNIST-M release layout)")
 flags.DEFINE_string("photos", "packaged", "'packaged' (photos shipped in scikit-image, scikit-learn, "
-                    "matplotlib) or a folder of colour photographs")
+                    "matplotlib), 'dead_leaves' (500 dead-leaves images coloured from the packaged photos, "
+                    "docs/benchmark.md) or a "
+                    "folder of colour photographs")
 flags.DEFINE_enum("photo_views", "original", mnist_m_recipe.PHOTO_VIEWS,
                   "'original' (each photo as it is) or 'recoloured': each photo in its 6 channel orders, as it "
                   "is, negative and at half size (18 views; a harder target, as hard as the real release for the "
                   "source network, docs/benchmark.md)")
+flags.DEFINE_integer("dead_leaves_count", mnist_m_recipe.DEAD_LEAVES_COUNT,
+                     "--photos=dead_leaves: how many images (BSDS500 has 500)", lower_bound=1)
 flags.DEFINE_integer("train_size", 59001, "train images (the first N MNIST train digits)", lower_bound=1)
 flags.DEFINE_integer("test_size", 9001, "test images (the first N MNIST test digits)", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "seed of the patch positions and photo choice")
@@ -30,8 +34,13 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    photos = (mnist_m_recipe.packaged_photos() if FLAGS.photos == "packaged"
-              else mnist_m_recipe.folder_photos(FLAGS.photos))
+    if FLAGS.photos == "packaged":
+        photos = mnist_m_recipe.packaged_photos()
+    elif FLAGS.photos == "dead_leaves":
+        photos = mnist_m_recipe.dead_leaves_photos(mnist_m_recipe.packaged_photos(),
+                                                   FLAGS.dead_leaves_count, FLAGS.seed)
+    else:
+        photos = mnist_m_recipe.folder_photos(FLAGS.photos)
     photos = mnist_m_recipe.photo_views(photos, FLAGS.photo_views)
     written = mnist_m_recipe.build_release(FLAGS.mnist, FLAGS.out, photos,
                                            {"train": FLAGS.train_size, "test": FLAGS.test_size}, FLAGS.seed)

@@ -27,6 +27,7 @@ MATPLOTLIB_PHOTOS = ("grace_hopper.jpg",)
 RELEASE_SIZES = {"train": 59001, "test": 9001}
 # --photo_views: "original" (each photo as it is) or "recoloured" (18 views of each, see photo_views).
 PHOTO_VIEWS = ("original", "recoloured")
+DEAD_LEAVES_COUNT = 500  # --photos=dead_leaves: as many images as BSDS500 has
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
@@ -97,6 +98,41 @@ def photo_views(photos, views="original", min_side=28):
             if min(half.shape[:2]) >= min_side:
                 out[f"{tag}.half"] = half
     return out
+
+
+def leaf_radius(u, r_min, r_max):
+    """The radius at quantile ``u`` of p(r) ~ r^-3 on [r_min, r_max] (inverse CDF; u uniform on [0, 1))."""
+    lo, hi = r_min ** -2, r_max ** -2
+    return (lo - u * (lo - hi)) ** -0.5
+
+
+def dead_leaves(rng, colours, height=321, width=481, r_min=3.0, r_max=120.0):
+    """uint8 [height, width, 3]: a dead-leaves image (opaque discs dropped until the plane is covered).
+
+    Radii follow p(r) ~ r^-3 on [r_min, r_max], the scale-invariant law under which dead-leaves images share
+    natural photographs' statistics (occlusion edges at every scale); each disc is one colour drawn from
+    ``colours`` (uint8 [K, 3]). Painted front to back: each disc covers only what is still free.
+    """
+    img = np.zeros((height, width, 3), np.uint8)
+    free = np.ones((height, width), bool)
+    rows, cols = np.mgrid[0:height, 0:width]
+    while free.any():
+        r = leaf_radius(rng.random(), r_min, r_max)
+        cy, cx, ri = rng.integers(0, height), rng.integers(0, width), int(np.ceil(r))
+        y0, y1, x0, x1 = max(cy - ri, 0), min(cy + ri + 1, height), max(cx - ri, 0), min(cx + ri + 1, width)
+        disc = ((rows[y0:y1, x0:x1] - cy) ** 2 + (cols[y0:y1, x0:x1] - cx) ** 2 <= r * r) & free[y0:y1, x0:x1]
+        img[y0:y1, x0:x1][disc] = colours[rng.integers(len(colours))]
+        free[y0:y1, x0:x1] &= ~disc
+    return img
+
+
+def dead_leaves_photos(photos, count=DEAD_LEAVES_COUNT, seed=0, samples=2000):
+    """{name: uint8 [321, 481, 3]}: ``count`` dead-leaves images (BSDS500's size and count) whose disc colours
+    are ``samples`` pixels drawn from each of ``photos``: natural colours, and clutter at every scale."""
+    rng = np.random.default_rng(seed)
+    colours = np.concatenate([img.reshape(-1, 3)[rng.integers(0, img.shape[0] * img.shape[1], samples)]
+                              for _, img in sorted(photos.items())])
+    return {f"dead_leaves_{i:03d}": dead_leaves(rng, colours) for i in range(count)}
 
 
 def folder_photos(folder, min_side=28):
