@@ -47,6 +47,21 @@ def test_cli_trains_translates_and_skips_when_complete(tmp_path):
     proc = _run(run_dir, "--cyclegan_steps=2", "--cyclegan_steps_per_epoch=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert pairs.read_manifest(os.path.join(run_dir, "pairs"))["shards"] == m["shards"]
+    # A raised --cyclegan_steps trains the complete run further (no conflict) and translates the pairs again;
+    # the same run at 3 steps from scratch gives the same generators (constant LR, stream positioned by step).
+    proc = _run(run_dir, "--cyclegan_steps=3", "--cyclegan_steps_per_epoch=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["step"] == 3 and [h["step"] for h in metrics["history"]] == [1, 2, 3]
+    m3 = pairs.read_manifest(os.path.join(run_dir, "pairs"), verify=True)
+    assert m3["fingerprint"]["step"] == 3 and m3["shards"] != m["shards"]
+    straight = str(tmp_path / "straight")
+    assert _run(straight, "--cyclegan_steps=3", "--cyclegan_steps_per_epoch=1").returncode == 0
+    assert pairs.read_manifest(os.path.join(straight, "pairs"))["shards"] == m3["shards"]
+    # Fewer steps than the run holds is another run: refused in one line.
+    proc = _run(run_dir, "--cyclegan_steps=1", "--cyclegan_steps_per_epoch=1")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "--cyclegan_steps: 3 -> 1" in errors[0], proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize("flag, name", [("--cycle_weight=-1", "cycle_weight"), ("--pool_size=5000", "pool_size"),

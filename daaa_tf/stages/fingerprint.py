@@ -27,9 +27,10 @@ NOT_RESULT = {
           "profile_steps"},
     "cyclegan": {"cyclegan_steps_per_epoch", "translate_batch_size", "shard_size"},
 }
-# Settings a rerun may raise and still resume: the source net's LR is constant, so epoch k of a longer run is
-# epoch k of the shorter one.
-EXTENDABLE = {"source": {"source_epochs"}}
+# Settings a rerun may raise and still resume: the source net's and the CycleGAN's LRs are constant and their
+# input streams are positioned by the step, so epoch (step) k of a longer run is that of the shorter one. A
+# CycleGAN trained further translates the pairs again.
+EXTENDABLE = {"source": {"source_epochs"}, "cyclegan": {"cyclegan_steps"}}
 
 STAGE_NAMES = {"SourceConfig": "source", "CycleGANConfig": "cyclegan", "AdaptConfig": "adapt",
                "RevGradConfig": "revgrad"}
