@@ -197,6 +197,17 @@ _LIST = [
        "order = np.asarray(list(tf.data.Dataset.range(len(images)).shuffle(len(images), seed=shuffle_seed)"
        ".as_numpy_iterator()))[:limit or None]",
        ["tests/test_export.py::test_calibration_set_depends_on_its_seed_alone"]),
+    # ---- development targets, longer CycleGANs ------------------------------------------------------------
+    _m("daaa_tf/data/mnist_m_recipe.py", "dead-leaves radii uniform instead of ~ r^-3",
+       "return (lo - u * (lo - hi)) ** -0.5", "return r_min + u * (r_max - r_min)",
+       ["tests/test_mnist_m_recipe.py::test_leaf_radius_is_the_inverse_of_the_r_cubed_law"]),
+    _m("daaa_tf/data/mnist_m_recipe.py", "recoloured negative view not inverted",
+       'out[f"{tag}.negative"] = 255 - view', 'out[f"{tag}.negative"] = view',
+       ["tests/test_mnist_m_recipe.py::test_recoloured_views_are_the_six_channel_orders_negatives_and_half_sizes"]),
+    _m("daaa_tf/stages/fingerprint.py", "a raised --cyclegan_steps refused instead of resumed",
+       'EXTENDABLE = {"source": {"source_epochs"}, "cyclegan": {"cyclegan_steps"}}',
+       'EXTENDABLE = {"source": {"source_epochs"}}',
+       ["tests/test_cyclegan_trainer.py::test_cli_trains_translates_and_skips_when_complete"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]

@@ -2,6 +2,7 @@
 
     python -m trainers.make_mnist_m --mnist=../shared/data/mnist --out=data/mnist_m_dev
     python -m trainers.make_mnist_m --mnist=../shared/data/mnist --photo_views=recoloured --out=data/mnist_m_hard
+    python -m trainers.make_mnist_m --mnist=../shared/data/mnist --photos=dead_leaves --out=data/mnist_m_leaves
 
 writes the standard MNIST-M release layout (59,001 train / 9,001 test PNGs and labels files) with patches of
 the colour photographs that installed packages ship, or of any folder of photos (``--photos=DIR``). Read it
@@ -16,9 +17,8 @@ from trainers import flags as tflags
 flags.DEFINE_string("mnist", None, "folder with the four MNIST idx files (the digits)")
 flags.DEFINE_string("out", None, "output folder (the MNIST-M release layout)")
 flags.DEFINE_string("photos", "packaged", "'packaged' (photos shipped in scikit-image, scikit-learn, "
-                    "matplotlib), 'dead_leaves' (500 dead-leaves images coloured from the packaged photos, "
-                    "docs/benchmark.md) or a "
-                    "folder of colour photographs")
+                    "matplotlib), 'dead_leaves' (dead-leaves images coloured from the packaged photos, "
+                    "docs/benchmark.md) or a folder of colour photographs")
 flags.DEFINE_enum("photo_views", "original", mnist_m_recipe.PHOTO_VIEWS,
                   "'original' (each photo as it is) or 'recoloured': each photo in its 6 channel orders, as it "
                   "is, negative and at half size (18 views; a harder target, as hard as the real release for the "
