@@ -10,6 +10,10 @@ and interleaved round by round (the machine is shared, so only ratios of things 
   of uint8 images mixed 0.35/0.15/0.35/0.15 from the four streams (M_post on, p_t = 0, so L_EM is live);
 - ``plain``: ``keras.Model(inputs, logits)`` of the same network, compiled with SparseCategoricalCrossentropy
   and the same optimizer, its ``train_step`` (in a ``tf.function``) on the same global batch (preprocessed);
+- ``daaa_cached``: the same DAAA step with the frozen source network's maps read from the cache
+  (``daaa_tf.method.source_maps``; tables of the shipped config's size, the batch carrying record indices), as the
+  adaptation stage runs it; ``cache_build``: one batch of the cache's one-off forward pass (128 images), amortised in
+  ``cached.amortised_ratio_median`` over the pair images per step of the shipped config;
 - ``floor``: the plain step plus the two forward passes DAAA cannot avoid (source net on [x_s; x~s] = 0.5 B,
   M_post on x_t = 0.35 B): the cost model measured on this machine, without attention maps or losses.
 
@@ -50,10 +54,24 @@ flags.DEFINE_bool("parts", False, "Also time the pieces of the DAAA step alone (
 flags.DEFINE_enum("clock", "wall", ["wall", "cpu"],
                   "wall: time.perf_counter; cpu: this process's CPU time (time.process_time, all its threads), which "
                   "other jobs on a shared machine disturb far less than wall time.")
+flags.DEFINE_integer("cache_rows", 0, "Rows of each cached source-map table (0: the shipped config's x_s count, "
+                     "60,000 for the digit CNN (MNIST), 2,817 for ResNet-50 (Office-31 Amazon)).")
+flags.DEFINE_float("cache_images_per_step", 0,
+                   "Pair images whose maps the cache computes per adaptation step (0: the shipped config's: MNIST -> "
+                   "MNIST-M 119,001 / 20,000 steps; Office-31 A -> W 3,612 / 5,000 steps).")
 flags.DEFINE_string("worker", "", "Internal: run one architecture in this process.")
 FLAGS = flags.FLAGS
 
 GOAL, FLOOR = 1.35, 1.0 + (0.5 + 0.35) / 3.0
+
+
+# the shipped configs' cache: (rows of the x_s table, pair images whose maps are computed per adaptation step)
+CACHE_SIZES = {"digit_cnn": (60000, 119001 / 20000), "resnet50": (2817, (2817 + 795) / 5000)}
+
+
+def cache_size(arch):
+    rows, per_step = CACHE_SIZES[arch]
+    return FLAGS.cache_rows or rows, FLAGS.cache_images_per_step or per_step
 
 
 def arch_setup(arch):
@@ -80,8 +98,11 @@ def build_pair(arch, policy, rng):
     import tensorflow as tf
 
     from daaa_tf import runtime
+    from daaa_tf.method.attention import attention_map
     from daaa_tf.method.daaa import build_daaa
     from daaa_tf.method.schedules import make_optimizer
+    from daaa_tf.method.source_maps import BATCH as CACHE_BATCH
+    from daaa_tf.method.source_maps import tap_widths
     from daaa_tf.models import build_classifier, preprocess
 
     cfg = make_cfg(arch)
@@ -120,10 +141,24 @@ def build_pair(arch, policy, rng):
                  + tf.reduce_sum(model.posterior(x_t, training=False)["logits"]))
         return logs["loss"], extra
 
+    # the cached source maps (daaa_tf.method.source_maps): tables of the real run's size, random rows, random indices
+    rows = cache_size(arch)[0]
+    model.use_source_map_cache({k: rng.random((rows, sum(tap_widths(model.source))), np.float32)
+                                for k in ("xs", "xsf")})
+    indexed = {**data, "is": tf.constant(rng.integers(0, rows, counts["s"])),
+               "isf": tf.constant(rng.integers(0, rows, counts["sf"]))}
+    build_batch = preprocess(tf.constant(rng.integers(0, 256, (CACHE_BATCH, cfg.image_size, cfg.image_size, 3),
+                                                      np.uint8)), arch)
+
+    @tf.function
+    def cache_build():  # what source_map_cache runs per batch of CACHE_BATCH pair images
+        return tf.concat([attention_map(f) for f in model.source(build_batch, training=False)["taps"]], 1)
+
     daaa_step, plain_step = tf.function(model.train_step), tf.function(plain.train_step)
     fetch = lambda out: tf.nest.map_structure(lambda t: t.numpy(), out)
     steps = {"daaa": lambda: fetch(daaa_step(data)), "plain": lambda: fetch(plain_step((x, y))),
-             "floor": lambda: fetch(floor_step())}
+             "floor": lambda: fetch(floor_step()), "daaa_cached": lambda: fetch(daaa_step(indexed)),
+             "cache_build": lambda: cache_build().numpy()}
     return steps, info, (model, data)
 
 
@@ -204,6 +239,22 @@ def ratio(times, num, den):
             "ratio_per_round_median": float(np.median(a / b))}
 
 
+def cached_ratios(times, policy, plain, arch):
+    """DAAA with the cached source maps over a plain step, alone and with the cache's build amortised over
+    --cache_images_per_step images per step (the whole cost of the cached run per step)."""
+    from daaa_tf.method.source_maps import BATCH as CACHE_BATCH
+
+    cached = times[f"daaa_cached/{policy}"]
+    per_image = times[f"cache_build/{policy}"] / CACHE_BATCH
+    per_step = cache_size(arch)[1]
+    amortised = cached + per_image * per_step
+    return {**ratio(times, f"daaa_cached/{policy}", f"plain/{policy}"),
+            "amortised_ratio_median": float(np.median(amortised) / np.median(plain)),
+            "daaa_cached_step_ms_median": 1000 * float(np.median(cached)),
+            "cache_build_ms_per_image_median": 1000 * float(np.median(per_image)),
+            "cache_rows": cache_size(arch)[0], "cache_images_per_step": per_step}
+
+
 def run_worker(arch):
     import tensorflow as tf
 
@@ -237,6 +288,7 @@ def run_worker(arch):
                           **ratio(times, f"daaa/{policy}", f"plain/{policy}"), "goal": GOAL,
                           "cost_model_floor": round(FLOOR, 3),
                           "measured_floor_median": ratio(times, f"floor/{policy}", f"plain/{policy}")["ratio_median"],
+                          "cached": cached_ratios(times, policy, p, arch),
                           "daaa_over_measured_floor_median":
                               ratio(times, f"daaa/{policy}", f"floor/{policy}")["ratio_median"]}), flush=True)
     if {"float32", "mixed_bfloat16"} <= set(FLAGS.precisions):

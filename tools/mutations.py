@@ -28,6 +28,7 @@ SKIP = "tests/test_data_skip_reports.py"
 MM_CORRUPT = "tests/test_data_mnist_m.py::test_corrupt_and_truncated_pngs_are_skipped_and_counted"
 AUG = "tests/test_augment.py"
 SEM = "tests/test_cyclegan_semantic.py::test_semantic_term_value_and_weight_enter_the_generator_loss"
+SMAPS = "tests/test_source_maps.py"
 OFFICE_CORRUPT = "tests/test_data_office31.py::test_corrupt_and_truncated_jpegs_are_skipped_counted_and_cached"
 
 
@@ -208,6 +209,20 @@ _LIST = [
        'EXTENDABLE = {"source": {"source_epochs"}, "cyclegan": {"cyclegan_steps"}}',
        'EXTENDABLE = {"source": {"source_epochs"}}',
        ["tests/test_cyclegan_trainer.py::test_cli_trains_translates_and_skips_when_complete"]),
+    # ---- the cached source maps ----------------------------------------------------------------------------
+    _m("daaa_tf/method/source_maps.py", "x~s maps cached from the real x_t instead of G_TS(x_t)",
+       '"xsf": ("target", "translated", "isf")', '"xsf": ("target", "image", "isf")',
+       [f"{SMAPS}::test_cache_rows_are_the_maps_of_x_s_and_of_the_translated_targets",
+        f"{SMAPS}::test_cached_step_gives_the_uncached_losses_and_gradients"]),
+    _m("daaa_tf/data/mixing.py", "record indices not the records' own",
+       "records = records.enumerate()", "records = records.map(lambda r: (tf.constant(0, tf.int64), r))",
+       [f"{SMAPS}::test_indexed_batches_are_the_same_batches_with_their_record_indices"]),
+    _m("daaa_tf/data/mixing.py", "x~s indices not laid out replica-major like x~s",
+       'out["isf"] = _first_per_replica(index[i], n_sf, r)', 'out["isf"] = index[i][:n_sf]',
+       [f"{SMAPS}::test_indexed_batches_are_the_same_batches_with_their_record_indices"]),
+    _m("daaa_tf/method/source_maps.py", "cached rows split into layers by the wrong widths",
+       "return tf.split(rows, self.widths, axis=1)", "return tf.split(rows, self.widths[::-1], axis=1)",
+       [f"{SMAPS}::test_cached_step_gives_the_uncached_losses_and_gradients"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]

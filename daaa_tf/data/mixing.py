@@ -23,10 +23,12 @@ def _first_per_replica(x, n_take, num_replicas):
     return tf.reshape(blocks[:, : n_take // r], [n_take, *rest])
 
 
-def _stream(pairs_dir, kind, batch, seed, skip_batches, shuffle_buffer):
+def _stream(pairs_dir, kind, batch, seed, skip_batches, shuffle_buffer, with_index):
     from daaa_tf.data.pairs import pair_records
 
     records = pair_records(pairs_dir, kind)
+    if with_index:  # (record index in manifest order, record): the shuffle's order does not depend on the elements
+        records = records.enumerate()
 
     def one_pass(p):
         # A fixed shuffle per pass (graph seed ``seed + 1``, op seed the pass number), not one reshuffling
@@ -41,10 +43,13 @@ def _stream(pairs_dir, kind, batch, seed, skip_batches, shuffle_buffer):
     return ds.batch(batch, drop_remainder=True).skip(skip_batches)
 
 
-def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0, shuffle_buffer=10000):
+def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0, shuffle_buffer=10000,
+                       with_index=False):
     """Infinite, deterministic tf.data of global batches {"xs", "ys", "xtf", "ytf", "xt", "xsf"} (uint8 images).
 
     Only the keys of active streams are present. ``skip_batches`` resumes the stream after that many batches.
+    ``with_index`` adds "is" / "isf" (int64): the record index (manifest order) of each x_s / x~s, the key into
+    the cached source-network maps (``daaa_tf.method.source_maps``); the images are the same either way.
     """
     from daaa_tf.data.pairs import parse_pairs, read_manifest
 
@@ -53,18 +58,22 @@ def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0
     m_s, r = max(n_s, n_tf), num_replicas
     parts = []
     if m_s:
-        parts.append(_stream(pairs_dir, "source", m_s, seed, skip_batches, shuffle_buffer))
+        parts.append(_stream(pairs_dir, "source", m_s, seed, skip_batches, shuffle_buffer, with_index))
     if n_t:
-        parts.append(_stream(pairs_dir, "target", n_t, seed + 1, skip_batches, shuffle_buffer))
+        parts.append(_stream(pairs_dir, "target", n_t, seed + 1, skip_batches, shuffle_buffer, with_index))
 
     def arrange(*serialized):
         out, i = {}, 0
+        if with_index:
+            index, serialized = [s[0] for s in serialized], [s[1] for s in serialized]
         if m_s:
             src = parse_pairs(serialized[i], shape)
-            i += 1
             if n_s:
                 out["xs"] = _first_per_replica(src["image"], n_s, r)
                 out["ys"] = _first_per_replica(src["label"], n_s, r)
+                if with_index:
+                    out["is"] = _first_per_replica(index[i], n_s, r)
+            i += 1
             if n_tf:
                 out["xtf"] = _first_per_replica(src["translated"], n_tf, r)
                 out["ytf"] = _first_per_replica(src["label"], n_tf, r)
@@ -73,9 +82,10 @@ def adaptation_dataset(pairs_dir, counts, num_replicas=1, seed=0, skip_batches=0
             out["xt"] = tgt["image"]
             if n_sf:
                 out["xsf"] = _first_per_replica(tgt["translated"], n_sf, r)
+                if with_index:
+                    out["isf"] = _first_per_replica(index[i], n_sf, r)
         return out
 
-    ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts))
-    ds = ds.map(arrange if len(parts) > 1 else (lambda s: arrange(s)), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = tf.data.Dataset.zip(tuple(parts))  # elements: one entry per stream, also when there is one stream
+    ds = ds.map(arrange, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,10 +1,10 @@
 """The DAAA keras.Model: one train step of L_full = L_CE + L_EM + beta * L_AT (Eq. 13).
 
 Exact semantics: docs/design.md, "Eq. 13: L_full and its scale" and "Batch layout and pairing". A global batch
-of B images mixed from four streams (``daaa_tf.data.mixing``); one frozen source-net pass over [x_s; x~s], one
-target-net pass over [x_s; x~t; x_t; x~s], and M_post on x_t. Every term is a sum over its samples divided by the
-*global* batch size B, so under a tf.distribute strategy the replicas' gradients (summed by ``optimizer.apply``)
-equal the single-device gradient.
+of B images mixed from four streams (``daaa_tf.data.mixing``); the frozen source net's maps of [x_s; x~s] (one
+pass, or rows of the cache of ``daaa_tf.method.source_maps``), one target-net pass over [x_s; x~t; x_t; x~s], and
+M_post on x_t. Every term is a sum over its samples divided by the *global* batch size B, so under a
+tf.distribute strategy the replicas' gradients (summed by ``optimizer.apply``) equal the single-device gradient.
 """
 
 import keras
@@ -15,6 +15,7 @@ from daaa_tf.method import losses
 from daaa_tf.method.attention import attention_alignment_loss, attention_map
 from daaa_tf.method.augment import colour_augment, step_seed
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
+from daaa_tf.method.source_maps import SourceMapCache, tap_widths
 from daaa_tf.models import build_classifier, head_variable_ids, model_spec, preprocess
 
 AUGMENT_KEYS = {"s": "xs", "tf": "xtf", "t": "xt", "sf": "xsf"}
@@ -63,6 +64,7 @@ class DAAA(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("loss", "ce", "em", "at", "kept")}
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        self.source_map_cache = None
         self.built = True
 
     # ----------------------------------------------------------------------------------------------------
@@ -115,12 +117,7 @@ class DAAA(keras.Model):
         at = tf.constant(0.0)
         src_keys = [k for k in ("xs", "xsf") if k in x]
         if src_keys:
-            src_out = self.source(tf.concat([x[k] for k in src_keys], axis=0), training=False)
-            src_sizes = [_rows(x[k]) for k in src_keys]
-            src = {k: [] for k in src_keys}
-            for feat in src_out["taps"]:
-                for k, part in zip(src_keys, tf.split(tf.stop_gradient(attention_map(feat)), src_sizes)):
-                    src[k].append(part)
+            src = self._source_maps(data, x, src_keys)
             families = []
             for left, right in (("xs", "xs"), ("xs", "xtf"), ("xsf", "xsf"), ("xsf", "xt")):
                 if left in src and right in taps:
@@ -129,6 +126,23 @@ class DAAA(keras.Model):
             at = attention_alignment_loss(families, self.criterion)
         extras = {"kept": kept, "logits": labelled_logits, "labels": labelled_y}
         return {"ce": ce, "em": em, "at": at}, extras
+
+    def _source_maps(self, data, x, keys):
+        """{key: [maps per tap]} of the frozen source network on x_s / x~s: gathered from the cache of
+        ``use_source_map_cache`` when the batch carries record indices, else one pass over [x_s; x~s]."""
+        if self.source_map_cache is not None and self.source_map_cache.covers(data, keys):
+            return {k: self.source_map_cache.lookup(data, k) for k in keys}
+        out = self.source(tf.concat([x[k] for k in keys], axis=0), training=False)
+        src = {k: [] for k in keys}
+        for feat in out["taps"]:
+            for k, part in zip(keys, tf.split(tf.stop_gradient(attention_map(feat)), [_rows(x[k]) for k in keys])):
+                src[k].append(part)
+        return src
+
+    def use_source_map_cache(self, maps):
+        """Installs the source network's maps of every pair image ({"xs", "xsf"}: [N, D] arrays from
+        ``daaa_tf.method.source_maps.source_map_cache``); call under the strategy's scope, before ``fit``."""
+        self.source_map_cache = SourceMapCache(maps, tap_widths(self.source))
 
     def _target_input(self, data, x, key, training):
         """The target network's input for stream ``key``: colour-augmented when asked (M_post and the source

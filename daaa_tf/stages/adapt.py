@@ -15,6 +15,7 @@ from daaa_tf.data.mixing import adaptation_dataset
 from daaa_tf.data.pairs import read_manifest
 from daaa_tf.method.daaa import build_daaa
 from daaa_tf.method.posterior import PosteriorSync
+from daaa_tf.method.source_maps import source_map_cache
 from daaa_tf.models import load_classifier, model_spec
 from daaa_tf.stages import fingerprint
 from daaa_tf.stages.callbacks import AttentionImages, Backup, NaNGuard, StepScalars
@@ -48,12 +49,18 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
         "target": model.target, "posterior": model.posterior, "optimizer": model.optimizer,
         "lr_offset": model.schedule.offset, "threshold": model.threshold, "em_active": model.em_active},
         strategy=strategy)
+    cache_keys = [k for k, stream in (("xs", "s"), ("xsf", "sf")) if counts[stream]]
+    maps = source_map_cache(model.source, cfg.pairs_dir, cfg.arch, cache_keys)
+    if maps:
+        with strategy.scope():
+            model.use_source_map_cache(maps)
     initial_epoch = backup.restore()
     if initial_epoch:
         print(f"resuming adaptation after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
     train = workers.shard_by_data(adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync,
-                                                     cfg.seed, skip_batches=initial_epoch * cfg.steps_per_epoch))
+                                                     cfg.seed, skip_batches=initial_epoch * cfg.steps_per_epoch,
+                                                     with_index=bool(maps)))
     target_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
     val = workers.shard_by_data(target_test.dataset().batch(cfg.eval_batch_size))
     fixed = np.stack([x for x, _ in target_test.dataset().take(cfg.num_attention_images).as_numpy_iterator()])
