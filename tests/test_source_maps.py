@@ -41,7 +41,7 @@ def numpy_maps(net, images):
     return np.concatenate(out, axis=1)
 
 
-def test_cache_rows_are_the_maps_of_x_s_and_of_the_translated_targets(pairs):
+def test_cache_rows_are_the_maps_of_x_s_and_of_the_translated_targets(pairs, capsys):
     pairs_dir, data = pairs
     net = make_source(SIZE)
     maps = source_map_cache(net, pairs_dir, "digit_cnn", batch_size=8)
@@ -52,6 +52,7 @@ def test_cache_rows_are_the_maps_of_x_s_and_of_the_translated_targets(pairs):
     np.testing.assert_allclose(maps["xsf"], numpy_maps(net, data["target"][1]), rtol=1e-4, atol=1e-6)
     assert source_map_cache(net, pairs_dir, "digit_cnn", keys=("xsf",))["xsf"].shape == (N, 336)
     assert source_map_cache(net, pairs_dir, "digit_cnn", max_bytes=N * 336 * 4) is None  # both: twice that
+    assert "not cached" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("replicas", [1, 2])

@@ -45,7 +45,12 @@ def cache_bytes(net, pairs_dir, keys):
 def source_map_cache(net, pairs_dir, arch, keys=("xs", "xsf"), batch_size=BATCH, max_bytes=MAX_BYTES):
     """{key: float32 [N, D]} of ``keys`` (streams the step puts through ``net``), or None when that would take
     more than ``max_bytes``. Prints one line with the count and time."""
-    if not keys or cache_bytes(net, pairs_dir, keys) > max_bytes:
+    if not keys:
+        return None
+    need = cache_bytes(net, pairs_dir, keys)
+    if need > max_bytes:
+        print(f"source network's attention maps not cached ({need / 2**30:.1f} GiB > {max_bytes / 2**30:.1f} GiB): "
+              "it runs on [x_s; x~s] every step", flush=True)
         return None
     shape = tuple(read_manifest(pairs_dir)["image_shape"])
 

@@ -51,16 +51,18 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
         strategy=strategy)
     cache_keys = [k for k, stream in (("xs", "s"), ("xsf", "sf")) if counts[stream]]
     maps = source_map_cache(model.source, cfg.pairs_dir, cfg.arch, cache_keys)
-    if maps:
+    cached = bool(maps)
+    if cached:
         with strategy.scope():
             model.use_source_map_cache(maps)
+    del maps  # the variables hold their own copy
     initial_epoch = backup.restore()
     if initial_epoch:
         print(f"resuming adaptation after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
     train = workers.shard_by_data(adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync,
                                                      cfg.seed, skip_batches=initial_epoch * cfg.steps_per_epoch,
-                                                     with_index=bool(maps)))
+                                                     with_index=cached))
     target_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
     val = workers.shard_by_data(target_test.dataset().batch(cfg.eval_batch_size))
     fixed = np.stack([x for x, _ in target_test.dataset().take(cfg.num_attention_images).as_numpy_iterator()])
