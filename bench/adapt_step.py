@@ -98,11 +98,10 @@ def build_pair(arch, policy, rng):
     import tensorflow as tf
 
     from daaa_tf import runtime
-    from daaa_tf.method.attention import attention_map
     from daaa_tf.method.daaa import build_daaa
     from daaa_tf.method.schedules import make_optimizer
     from daaa_tf.method.source_maps import BATCH as CACHE_BATCH
-    from daaa_tf.method.source_maps import tap_widths
+    from daaa_tf.method.source_maps import concatenated_maps, tap_widths
     from daaa_tf.models import build_classifier, preprocess
 
     cfg = make_cfg(arch)
@@ -150,9 +149,7 @@ def build_pair(arch, policy, rng):
     build_batch = preprocess(tf.constant(rng.integers(0, 256, (CACHE_BATCH, cfg.image_size, cfg.image_size, 3),
                                                       np.uint8)), arch)
 
-    @tf.function
-    def cache_build():  # what source_map_cache runs per batch of CACHE_BATCH pair images
-        return tf.concat([attention_map(f) for f in model.source(build_batch, training=False)["taps"]], 1)
+    cache_build = tf.function(lambda: concatenated_maps(model.source, build_batch))  # source_map_cache's batch
 
     daaa_step, plain_step = tf.function(model.train_step), tf.function(plain.train_step)
     fetch = lambda out: tf.nest.map_structure(lambda t: t.numpy(), out)

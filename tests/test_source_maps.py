@@ -9,8 +9,10 @@ import tensorflow as tf
 from daaa_tf.data.mixing import adaptation_dataset, stream_counts
 from daaa_tf.data.pair_writer import write_pair_shards
 from daaa_tf.method.daaa import build_daaa
-from daaa_tf.method.source_maps import source_map_cache, tap_widths
+from daaa_tf.method.source_maps import SourceMapCache, source_map_cache, tap_widths
 from daaa_tf.models import preprocess
+from daaa_tf.stages.adapt import run_adaptation
+from tests.test_adapt_stage import _cfg, workdir  # noqa: F401  (workdir: the stage's fixture)
 from tests.test_adaptation import make_cfg, make_source
 
 SIZE, N = 16, 37
@@ -104,3 +106,14 @@ def test_cached_step_gives_the_uncached_losses_and_gradients(pairs, criterion):
     for g, h in zip(grads["cached"], grads["plain"]):  # round-off: the maps come from batches of other sizes
         np.testing.assert_allclose(g, h, rtol=1e-4, atol=1e-5 * float(tf.reduce_max(tf.abs(h))))
     assert abs(float(cached.compute_losses(unindexed)[0]["at"]) - float(sums["plain"]["at"])) > 1e-3
+
+
+def test_adaptation_stage_trains_from_the_cache(workdir, tmp_path, monkeypatch):  # noqa: F811
+    """run_adaptation builds the cache and feeds indexed batches, so the step reads the cache (not the network)."""
+    looked_up = []
+    lookup = SourceMapCache.lookup
+    monkeypatch.setattr(SourceMapCache, "lookup", lambda self, data, key: looked_up.append(key) or
+                        lookup(self, data, key))
+    metrics = run_adaptation(_cfg(workdir, tmp_path / "adapt", epochs=1))
+    assert metrics["steps"] == 4
+    assert sorted(set(looked_up)) == ["xs", "xsf"]  # traced into the train step for both streams

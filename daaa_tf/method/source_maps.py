@@ -37,6 +37,12 @@ def tap_widths(net):
     return [int(np.prod(t.shape[1:3])) for t in net.output["taps"]]
 
 
+def concatenated_maps(net, images):
+    """[N, D] float32: the normalised Eq. 4 maps of ``net``'s taps on preprocessed ``images``, layers side by side
+    (the row layout of the cache)."""
+    return tf.concat([attention_map(f) for f in net(images, training=False)["taps"]], axis=1)
+
+
 def cache_bytes(net, pairs_dir, keys):
     counts = read_manifest(pairs_dir)["counts"]
     return 4 * sum(tap_widths(net)) * sum(int(counts[STREAMS[k][0]]) for k in keys)
@@ -54,10 +60,7 @@ def source_map_cache(net, pairs_dir, arch, keys=("xs", "xsf"), batch_size=BATCH,
         return None
     shape = tuple(read_manifest(pairs_dir)["image_shape"])
 
-    @tf.function
-    def maps(images):
-        taps = net(preprocess(images, arch), training=False)["taps"]
-        return tf.concat([attention_map(f) for f in taps], axis=1)
+    maps = tf.function(lambda images: concatenated_maps(net, preprocess(images, arch)))
 
     start, out = time.time(), {}
     for key in keys:
