@@ -137,6 +137,9 @@ class AdaptConfig(_Stage):
                                      "tf, t, sf); with t, M_post's posterior of the clean x_t labels its augmented "
                                      "view (target consistency for L_EM). Empty = the paper.", item=str,
                                      check=_augment_streams)
+    augment_cutout: float = setting(0.0, "Beyond the paper, with --augment_streams: also grey out one square of "
+                                    "this fraction of the image side per augmented image (positions elsewhere "
+                                    "unchanged). 0 = colour only.", lower=0.0, upper=1.0)
     beta: float = setting(1.0, "Weight of L_AT in Eq. 13 (0 = 'wo L_AT').", lower=0.0)
     attention_criterion: str = setting("l2", "Alignment criterion (Table 4).", choices=["l2", "l1", "mmd", "jmmd"])
     threshold: float = setting(0.95, "p_t: keep target samples whose max posterior >= p_t (0 = EM-B).",

@@ -51,3 +51,41 @@ def test_augmented_target_stream_changes_only_the_target_view():
     assert abs(float(aug_train["at"]) - float(ref_train["at"])) > 1e-6
     for k in ("ce", "em", "at"):  # never at evaluation
         np.testing.assert_allclose(aug_eval[k], ref_eval[k], rtol=1e-5)
+
+
+def test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment():
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (40, 16, 16, 3)).astype(np.uint8)
+    seed = tf.constant([5, 9], tf.int64)
+    plain = colour_augment(img, seed).numpy()
+    cut = colour_augment(img, seed, cutout=0.25).numpy()  # side round(0.25 * 16) = 4
+    full_squares = 0
+    for i in range(len(img)):
+        grey = np.all(cut[i] != plain[i], axis=-1) | np.all(cut[i] == 127.5, axis=-1)
+        rows, cols = np.nonzero(np.all(cut[i] == 127.5, axis=-1) & grey)
+        # the greyed pixels form one axis-aligned rectangle of at most 4 x 4, clipped only at the border
+        h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        assert len(rows) == h * w and h <= 4 and w <= 4
+        assert h == 4 or rows.min() == 0 or rows.max() == 15
+        assert w == 4 or cols.min() == 0 or cols.max() == 15
+        full_squares += (h == 4 and w == 4)
+        outside = np.ones((16, 16), bool)
+        outside[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = False
+        np.testing.assert_array_equal(cut[i][outside], plain[i][outside])  # same colour draws as without cutout
+    assert 10 < full_squares < 40  # centres spread over the image: some squares clipped, most whole
+
+
+def test_cutout_setting_reaches_the_target_view():
+    source = make_source()
+    batch = {k: tf.constant(v) for k, v in make_batch(stream_counts(8, (0.35, 0.15, 0.35, 0.15),
+                                                                    ("s", "tf", "t", "sf"))).items()}
+    results = {}
+    for cutout in (0.0, 0.5):
+        model, _ = build_daaa(make_cfg(augment_streams=("t",), augment_cutout=cutout, seed=0), source,
+                              tf.distribute.get_strategy())
+        assert model.augment_cutout == cutout
+        model.em_active.assign(1.0)
+        model.threshold.assign(0.0)
+        results[cutout] = model.compute_losses(batch, training=True)[0]
+    np.testing.assert_allclose(results[0.0]["ce"], results[0.5]["ce"], rtol=1e-5)  # labelled streams untouched
+    assert abs(float(results[0.0]["em"]) - float(results[0.5]["em"])) > 1e-5

@@ -17,16 +17,17 @@ import tensorflow as tf
 _PERMUTATIONS = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]
 
 
-def colour_augment(images, seed):
+def colour_augment(images, seed, cutout=0.0):
     """uint8 (or float 0..255) [N, H, W, 3] -> float32 [N, H, W, 3] in 0..255, colours changed per image.
 
     Per image, independently: a random channel permutation; inversion (255 - x) with probability 1/2;
-    contrast scaled around the image mean by U(0.5, 1.5); brightness shifted by U(-0.15, 0.15) * 255.
-    ``seed``: int32 [2] for the stateless draws.
+    contrast scaled around the image mean by U(0.5, 1.5); brightness shifted by U(-0.15, 0.15) * 255; then, when
+    ``cutout`` > 0, one square of side round(cutout * H) centred on a uniform pixel (clipped at the border) set
+    to grey 127.5 (``cutout_mask``). ``seed``: int32 [2] for the stateless draws.
     """
     x = tf.cast(images, tf.float32)
     n = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
     perm = tf.gather(tf.constant(_PERMUTATIONS, tf.int32), tf.random.stateless_uniform([n], seeds[0], 0, 6, tf.int32))
     x = tf.gather(x, perm, axis=3, batch_dims=1)
     invert = tf.cast(tf.random.stateless_uniform([n, 1, 1, 1], seeds[1]) < 0.5, tf.float32)
@@ -35,7 +36,26 @@ def colour_augment(images, seed):
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
     x = (x - mean) * contrast + mean
     x = x + tf.random.stateless_uniform([n, 1, 1, 1], seeds[3], -0.15, 0.15) * 255.0
-    return tf.clip_by_value(x, 0.0, 255.0)
+    x = tf.clip_by_value(x, 0.0, 255.0)
+    if cutout > 0:
+        keep = cutout_mask(tf.shape(x), cutout, seeds[4])
+        x = keep * x + (1.0 - keep) * 127.5
+    return x
+
+
+def cutout_mask(shape, fraction, seed):
+    """float32 [N, H, W, 1]: 0 inside one square per image (side round(fraction * H), centre uniform over the
+    pixels, clipped at the border), 1 elsewhere."""
+    n, h, w = shape[0], shape[1], shape[2]
+    side = tf.cast(tf.round(fraction * tf.cast(h, tf.float32)), tf.int32)
+    size = tf.cast(tf.stack([h, w]), tf.float32)
+    centre = tf.minimum(tf.cast(tf.random.stateless_uniform([n, 2], seed) * size, tf.int32), tf.stack([h, w]) - 1)
+    lo = centre - side // 2
+    rows = tf.range(h)[None, :] - lo[:, :1]  # [N, H]: row index relative to the square's top edge
+    cols = tf.range(w)[None, :] - lo[:, 1:]
+    inside_r = tf.cast((rows >= 0) & (rows < side), tf.float32)
+    inside_c = tf.cast((cols >= 0) & (cols < side), tf.float32)
+    return (1.0 - inside_r[:, :, None] * inside_c[:, None, :])[..., None]
 
 
 def step_seed(base_seed, step):

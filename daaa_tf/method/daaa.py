@@ -39,7 +39,7 @@ class DAAA(keras.Model):
 
     def __init__(self, target, source, posterior, arch, global_batch, beta=1.0, criterion="l2",
                  threshold=0.95, grad_multipliers=None, schedule=None, augment_streams=(), augment_seed=0,
-                 **kwargs):
+                 augment_cutout=0.0, **kwargs):
         super().__init__(name="daaa", **kwargs)
         if beta < 0:
             raise UserError(f"--beta must be >= 0, got {beta}")
@@ -61,6 +61,7 @@ class DAAA(keras.Model):
             raise UserError(f"--augment_streams: expected some of {','.join(AUGMENT_KEYS)}, got {sorted(unknown)}")
         self.augment_keys = [AUGMENT_KEYS[s] for s in AUGMENT_KEYS if s in augment_streams]
         self.augment_seed = int(augment_seed)
+        self.augment_cutout = float(augment_cutout)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("loss", "ce", "em", "at", "kept")}
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -150,7 +151,7 @@ class DAAA(keras.Model):
         if not (training and key in self.augment_keys):
             return x[key]
         seed = step_seed(self.augment_seed, self.optimizer.iterations) + [self.augment_keys.index(key) * 7919, 0]
-        return preprocess(colour_augment(data[key], seed), self.arch)
+        return preprocess(colour_augment(data[key], seed, self.augment_cutout), self.arch)
 
     def train_step(self, data):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -221,7 +222,7 @@ def build_daaa(cfg, source_net, strategy):
                      criterion=cfg.attention_criterion, threshold=cfg.threshold,
                      grad_multipliers=multipliers, schedule=schedule,
                      augment_streams=tuple(getattr(cfg, "augment_streams", ())),
-                     augment_seed=getattr(cfg, "seed", 0))
+                     augment_seed=getattr(cfg, "seed", 0), augment_cutout=getattr(cfg, "augment_cutout", 0.0))
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(target.trainable_variables)
     return model, counts
