@@ -52,6 +52,9 @@ class SourceConfig(_Stage):
     image_size: int = shared("image_size")
     weights: str = shared("weights")
     attention_layers: str = shared("attention_layers")
+    digit_widths: tuple = setting((32, 64, 128), "Widths of the digit CNN's three feature convs (the paper fixes "
+                                  "four convs, not their widths). Later stages read them from the source "
+                                  "network. Ignored by ResNet-50.", item=int, check=_positive)
     epochs: int = setting(8, "Source-network training epochs.", flag="source_epochs", lower=1)
     batch_size: int = setting(64, "Source-network batch size.", flag="source_batch_size", lower=1)
     optimizer: str = setting("adam", "Source-network optimizer.", flag="source_optimizer", choices=["adam", "sgd"])

@@ -13,7 +13,7 @@ from PIL import Image
 from daaa_tf import runtime
 from daaa_tf.data.mixing import adaptation_dataset, stream_counts
 from daaa_tf.data.pair_writer import write_pair_shards
-from daaa_tf.models import build_classifier
+from daaa_tf.models import build_classifier, load_classifier, model_spec
 from daaa_tf.stages.adapt import AdaptConfig, run_adaptation
 
 SIZE = 16
@@ -141,3 +141,20 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_backup(workdi
 
     history = json.loads((out / "backup" / "history.json").read_text())
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])  # only the good epoch was backed up
+
+
+def test_digit_widths_come_from_the_source_network(workdir, tmp_path):
+    """A source network of other widths (--digit_widths): the adapted network and its float32 export rebuild
+    take them from it (a stage that built the default widths could not even load its weights)."""
+    from daaa_tf.serving.writer import as_float32
+
+    runtime.set_seed(0)
+    build_classifier("digit_cnn", 10, SIZE, widths=(4, 8, 12)).save(tmp_path / "narrow.keras")
+    run_adaptation(_cfg(workdir, tmp_path / "a", source_model=str(tmp_path / "narrow.keras"), epochs=1,
+                        precision="mixed_bfloat16"))
+    adapted = load_classifier(str(tmp_path / "a" / "model.keras"))
+    assert model_spec(adapted)["widths"] == (4, 8, 12)
+    rebuilt = as_float32(adapted)
+    assert rebuilt is not adapted and model_spec(rebuilt)["widths"] == (4, 8, 12)
+    x = np.random.default_rng(0).uniform(-1, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
+    np.testing.assert_allclose(rebuilt(x)["logits"], adapted(x)["logits"], atol=0.1)

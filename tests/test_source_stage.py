@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from daaa_tf import runtime
+from daaa_tf.models import load_classifier, model_spec
 
 
 def run(args, tmp_path):
@@ -15,7 +16,7 @@ def run(args, tmp_path):
 
 
 def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
-    out = run(["--source_epochs=1"], tmp_path)
+    out = run(["--source_epochs=1", "--digit_widths=16,32,48"], tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "source only: source test accuracy" in out.stdout
     assert "`shuffle=True` was passed" not in out.stderr  # fit(shuffle=False): the dataset is shuffled already
@@ -24,16 +25,16 @@ def test_source_stage_on_demo_writes_model_metrics_flags(tmp_path):
     assert m["source_test_accuracy"] > 0.5  # one epoch on 2,000 real digits
     assert 0.0 <= m["target_test_accuracy"] <= 1.0
     assert m["code"] == runtime.code_version()  # the code that made it (this checkout)
-    assert (tmp_path / "source" / "model.keras").exists()
+    assert model_spec(load_classifier(str(tmp_path / "source" / "model.keras")))["widths"] == (16, 32, 48)
     flags_txt = (tmp_path / "source" / "flags.txt").read_text().splitlines()
     assert "--source_epochs=1" in flags_txt and f"--run_dir={tmp_path}" in flags_txt
     assert all(line.startswith(("--source", "--target", "--run_dir", "--arch", "--image_size", "--weights",
                                 "--attention_layers", "--seed", "--strategy", "--precision", "--eval_batch_size",
-                                "--profile_steps"))
+                                "--profile_steps", "--digit_widths"))
                for line in flags_txt), flags_txt  # the stage's own flags only, no TF/absl internals
     assert os.listdir(tmp_path / "source" / "tensorboard")
     # rerun with more epochs resumes after the completed one instead of starting again
-    again = run(["--source_epochs=2"], tmp_path)
+    again = run(["--source_epochs=2", "--digit_widths=16,32,48"], tmp_path)
     assert again.returncode == 0 and "resuming the source stage after epoch 1" in again.stdout
 
 

@@ -205,9 +205,10 @@ def build_daaa(cfg, source_net, strategy):
     from daaa_tf.data.mixing import stream_counts
 
     counts = stream_counts(cfg.batch_size, cfg.proportions, cfg.streams, num_replicas)
-    num_classes = model_spec(source_net)["num_classes"]
+    spec = model_spec(source_net)
     with strategy.scope():
-        nets = [build_classifier(cfg.arch, num_classes, cfg.image_size, None, cfg.attention_layers)
+        nets = [build_classifier(cfg.arch, spec["num_classes"], cfg.image_size, None, cfg.attention_layers,
+                                 spec["widths"])
                 for _ in range(3)]
         for net in nets:
             net.set_weights(source_net.get_weights())

@@ -162,11 +162,12 @@ class RevGrad(keras.Model):
 
 def build_revgrad(cfg, source_net, strategy):
     """The compiled RevGrad model, its label classifier started from ``source_net``'s weights."""
-    num_classes = model_spec(source_net)["num_classes"]
+    spec = model_spec(source_net)
     hidden = tuple(cfg.hidden) or DEFAULT_HIDDEN.get(cfg.arch, (100,))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     with strategy.scope():
-        net = build_classifier(cfg.arch, num_classes, cfg.image_size, None, cfg.attention_layers)
+        net = build_classifier(cfg.arch, spec["num_classes"], cfg.image_size, None, cfg.attention_layers,
+                               spec["widths"])
         net.set_weights(source_net.get_weights())
         feature_dim = penultimate_features(net)[0].shape[-1]
         domain_head = build_domain_classifier(feature_dim, hidden, cfg.dropout)

@@ -8,17 +8,21 @@ import keras
 import tensorflow as tf
 
 from daaa_tf import MissingFileError, UserError
-from daaa_tf.models.digit_cnn import build_digit_cnn
+from daaa_tf.models.digit_cnn import build_digit_cnn, digit_widths
 from daaa_tf.models.resnet import HEAD_LAYERS, build_resnet50
 
 ARCHS = ("digit_cnn", "resnet50")
 
 
-def build_classifier(arch, num_classes, image_size, weights=None, attention_layers="all_conv"):
-    """Builds ``arch`` ('digit_cnn' | 'resnet50') for ``image_size`` (an int or (H, W)) RGB images."""
+def build_classifier(arch, num_classes, image_size, weights=None, attention_layers="all_conv", widths=None):
+    """Builds ``arch`` ('digit_cnn' | 'resnet50') for ``image_size`` (an int or (H, W)) RGB images.
+
+    ``widths``: the digit CNN's three feature-conv widths (None = the default; ignored by ResNet-50). Stages after
+    the source stage pass ``model_spec(source)["widths"]``, so the source network is the one place they are set.
+    """
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if arch == "digit_cnn":
-        return build_digit_cnn(num_classes, (h, w, 3))
+        return build_digit_cnn(num_classes, (h, w, 3), **({"widths": tuple(widths)} if widths else {}))
     if arch == "resnet50":
         return build_resnet50(num_classes, (h, w, 3), weights=weights, attention_layers=attention_layers)
     raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {ARCHS}")
@@ -56,7 +60,9 @@ def load_classifier(path):
 
 
 def model_spec(model):
-    """What a classifier is: {"arch", "num_classes", "image_size": (H, W), "tap_names": [layer names]}.
+    """What a classifier is: {"arch", "num_classes", "image_size": (H, W), "tap_names": [layer names], "widths"}.
+
+    ``widths``: the digit CNN's feature-conv widths (``--digit_widths`` of the source stage); None for ResNet-50.
 
     The architecture is the model's name (``build_classifier`` names every model after its ``arch``); export,
     report and the baselines read it here instead of guessing from layer names or shapes.
@@ -69,4 +75,5 @@ def model_spec(model):
     by_output = {id(lyr.output): lyr.name for lyr in model.layers}
     taps = [by_output.get(id(t), f"tap{i}") for i, t in enumerate(model.output["taps"])]
     return {"arch": model.name, "num_classes": int(model.output["logits"].shape[-1]),
-            "image_size": (int(shape[1]), int(shape[2])), "tap_names": taps}
+            "image_size": (int(shape[1]), int(shape[2])), "tap_names": taps,
+            "widths": digit_widths(model) if model.name == "digit_cnn" else None}

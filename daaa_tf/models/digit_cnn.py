@@ -26,3 +26,8 @@ def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=(32, 64, 128
     logits = layers.GlobalAveragePooling2D(name="logits", dtype="float32")(x)
     return keras.Model(inputs, {"logits": logits, "taps": taps}, name=name)
 
+
+
+def digit_widths(model):
+    """The feature-conv widths of a digit CNN built by ``build_digit_cnn`` (read from its conv1..conv3)."""
+    return tuple(int(model.get_layer(f"conv{i}").filters) for i in (1, 2, 3))

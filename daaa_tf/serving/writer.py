@@ -61,7 +61,7 @@ def as_float32(model):
     keras.config.set_dtype_policy("float32")
     try:
         clone = build_classifier(spec["arch"], spec["num_classes"], spec["image_size"], weights=None,
-                                 attention_layers=spec["tap_names"])
+                                 attention_layers=spec["tap_names"], widths=spec["widths"])
     finally:
         keras.config.set_dtype_policy(previous)
     clone.set_weights(model.get_weights())

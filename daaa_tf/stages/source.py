@@ -44,7 +44,7 @@ def train_source(cfg: SourceConfig):
         return previous
     with strategy.scope():
         model = build_classifier(cfg.arch, src_train.num_classes, cfg.image_size, cfg.weights,
-                                 cfg.attention_layers)
+                                 cfg.attention_layers, cfg.digit_widths)
         trainable = keras.Model(model.input, model.output["logits"], name=f"{model.name}_logits")
         optimizer = make_optimizer(cfg.optimizer, cfg.lr)
         trainable.compile(optimizer=optimizer, jit_compile=False,
