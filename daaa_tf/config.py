@@ -12,6 +12,7 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
     PRECISIONS,
     SHARED,
     _augment_streams,
+    _digit_widths,
     _positive,
     _profile_steps,
     _proportions,
@@ -54,7 +55,7 @@ class SourceConfig(_Stage):
     attention_layers: str = shared("attention_layers")
     digit_widths: tuple = setting((32, 64, 128), "Widths of the digit CNN's three feature convs (the paper fixes "
                                   "four convs, not their widths). Later stages read them from the source "
-                                  "network. Ignored by ResNet-50.", item=int, check=_positive)
+                                  "network. Ignored by ResNet-50.", item=int, check=_digit_widths)
     epochs: int = setting(8, "Source-network training epochs.", flag="source_epochs", lower=1)
     batch_size: int = setting(64, "Source-network batch size.", flag="source_batch_size", lower=1)
     optimizer: str = setting("adam", "Source-network optimizer.", flag="source_optimizer", choices=["adam", "sgd"])

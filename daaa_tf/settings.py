@@ -58,6 +58,10 @@ def _augment_streams(s):
     return None
 
 
+def _digit_widths(s):
+    return "expected three widths >= 1 (conv1, conv2, conv3)" if len(s) != 3 or any(h < 1 for h in s) else None
+
+
 def _positive(s):
     return "expected widths >= 1" if any(h < 1 for h in s) else None
 

@@ -79,8 +79,17 @@ def _batch_mix(values):
     return True
 
 
+def _cutout_needs_streams(values):
+    """--augment_cutout only acts on the streams of --augment_streams: a cutout with none would do nothing."""
+    if values["augment_cutout"] and not values["augment_streams"]:
+        raise flags.ValidationError(f"--augment_cutout={values['augment_cutout']} cuts squares out of the augmented "
+                                    "streams, but --augment_streams is empty; name them (e.g. --augment_streams=t)")
+    return True
+
+
 # Cross-flag checks, run by the parser (so --only_check_args catches them): (flag names, check(values)).
-_CROSS_CHECKS = [(("batch_size", "proportions", "streams"), _batch_mix)]
+_CROSS_CHECKS = [(("batch_size", "proportions", "streams"), _batch_mix),
+                 (("augment_cutout", "augment_streams"), _cutout_needs_streams)]
 _registered = set()
 
 

@@ -62,6 +62,9 @@ class DAAA(keras.Model):
         self.augment_keys = [AUGMENT_KEYS[s] for s in AUGMENT_KEYS if s in augment_streams]
         self.augment_seed = int(augment_seed)
         self.augment_cutout = float(augment_cutout)
+        if self.augment_cutout and not self.augment_keys:
+            raise UserError(f"--augment_cutout={augment_cutout} cuts squares out of the augmented streams, but "
+                            "--augment_streams is empty; name the streams (e.g. --augment_streams=t)")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("loss", "ce", "em", "at", "kept")}
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
