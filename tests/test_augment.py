@@ -59,7 +59,7 @@ def test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment():
     seed = tf.constant([5, 9], tf.int64)
     plain = colour_augment(img, seed).numpy()
     cut = colour_augment(img, seed, cutout=0.25).numpy()  # side round(0.25 * 16) = 4
-    full_squares = 0
+    full_squares, clipped_low, clipped_high = 0, 0, 0
     for i in range(len(img)):
         grey = np.all(cut[i] != plain[i], axis=-1) | np.all(cut[i] == 127.5, axis=-1)
         rows, cols = np.nonzero(np.all(cut[i] == 127.5, axis=-1) & grey)
@@ -69,10 +69,13 @@ def test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment():
         assert h == 4 or rows.min() == 0 or rows.max() == 15
         assert w == 4 or cols.min() == 0 or cols.max() == 15
         full_squares += (h == 4 and w == 4)
+        clipped_low += (h < 4 and rows.min() == 0) or (w < 4 and cols.min() == 0)
+        clipped_high += (h < 4 and rows.max() == 15) or (w < 4 and cols.max() == 15)
         outside = np.ones((16, 16), bool)
         outside[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = False
         np.testing.assert_array_equal(cut[i][outside], plain[i][outside])  # same colour draws as without cutout
     assert 10 < full_squares < 40  # centres spread over the image: some squares clipped, most whole
+    assert clipped_low and clipped_high  # centred on its pixel: clipped at the top/left border as at the bottom/right
 
 
 def test_cutout_setting_reaches_the_target_view():

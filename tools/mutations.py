@@ -226,6 +226,19 @@ _LIST = [
     _m("daaa_tf/method/source_maps.py", "cached rows split into layers by the wrong widths",
        "return tf.split(rows, self.widths, axis=1)", "return tf.split(rows, self.widths[::-1], axis=1)",
        [f"{SMAPS}::test_cached_step_gives_the_uncached_losses_and_gradients"]),
+    # ---- cutout, digit widths ------------------------------------------------------------------------------
+    _m("daaa_tf/method/augment.py", "cutout square anchored at its centre's corner (not centred)",
+       "lo = centre - side // 2", "lo = centre",
+       ["tests/test_augment.py::test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment"]),
+    _m("daaa_tf/method/daaa.py", "--augment_cutout not passed to the augmentation",
+       "colour_augment(data[key], seed, self.augment_cutout)", "colour_augment(data[key], seed)",
+       ["tests/test_augment.py::test_cutout_setting_reaches_the_target_view"]),
+    _m("daaa_tf/method/augment.py", "cutout fills black instead of grey",
+       "x = keep * x + (1.0 - keep) * 127.5", "x = keep * x",
+       ["tests/test_augment.py::test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment"]),
+    _m("daaa_tf/serving/writer.py", "the float32 export rebuild ignores the source network's widths",
+       'attention_layers=spec["tap_names"], widths=spec["widths"])', 'attention_layers=spec["tap_names"])',
+       ["tests/test_adapt_stage.py::test_digit_widths_come_from_the_source_network"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]
