@@ -9,6 +9,7 @@ demo's; ``configs/demo.flags`` repeats them. Where a dataclass default used to d
 import dataclasses
 
 from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part of this module's API)
+    DIGIT_WIDTHS,
     PRECISIONS,
     SHARED,
     _augment_streams,
@@ -21,6 +22,7 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
     _tflite_formats,
     build,
     convert,
+    cutout_problem,
     flag_fields,
     flag_lines,
     flag_name,
@@ -53,7 +55,7 @@ class SourceConfig(_Stage):
     image_size: int = shared("image_size")
     weights: str = shared("weights")
     attention_layers: str = shared("attention_layers")
-    digit_widths: tuple = setting((32, 64, 128), "Widths of the digit CNN's three feature convs (the paper fixes "
+    digit_widths: tuple = setting(DIGIT_WIDTHS, "Widths of the digit CNN's three feature convs (the paper fixes "
                                   "four convs, not their widths). Later stages read them from the source "
                                   "network. Ignored by ResNet-50.", item=int, check=_digit_widths)
     epochs: int = setting(8, "Source-network training epochs.", flag="source_epochs", lower=1)

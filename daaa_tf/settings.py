@@ -58,6 +58,20 @@ def _augment_streams(s):
     return None
 
 
+# The digit CNN's feature-conv widths unless --digit_widths says otherwise (here, not in models/, so that the
+# flags are defined without importing Keras).
+DIGIT_WIDTHS = (32, 64, 128)
+
+
+def cutout_problem(cutout, augment_streams):
+    """Why --augment_cutout cannot act with these --augment_streams (None when it can): the flag parser and the
+    DAAA model (for configs built in code) both ask here."""
+    if cutout and not augment_streams:
+        return (f"--augment_cutout={cutout} cuts squares out of the augmented streams, but --augment_streams is "
+                "empty; name them (e.g. --augment_streams=t)")
+    return None
+
+
 def _digit_widths(s):
     return "expected three widths >= 1 (conv1, conv2, conv3)" if len(s) != 3 or any(h < 1 for h in s) else None
 

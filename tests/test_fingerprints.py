@@ -49,6 +49,16 @@ def test_fingerprint_keeps_result_flags_and_names_differences():
     assert fp.differences(f, g) == ["--beta: 1.0 -> 0.0", "--seed: 0 -> 7",
                                     "input source_model changed (sha256:aa -> sha256:bb)"]
     assert fp.differences(f, fp.fingerprint(a, {"source_model": "sha256:aa"})) == []
+    # a setting added to the project after a run was recorded: at its default it is what that run did
+    old = {**f, "settings": {k: v for k, v in f["settings"].items() if k != "augment_cutout"}}
+    assert fp.differences(old, f) == [] and fp.same(old, f)
+    cut = fp.fingerprint(config.build(config.AdaptConfig, {"run_dir": "/r", "augment_streams": ("t",),
+                                                           "augment_cutout": 0.5}), {"source_model": "sha256:aa"})
+    old_t = {**cut, "settings": {k: v for k, v in cut["settings"].items() if k != "augment_cutout"}}
+    assert fp.differences(old_t, cut) == ["--augment_cutout: (unset) -> 0.5"] and not fp.same(old_t, cut)
+    src = fp.fingerprint(config.build(config.SourceConfig, {}))
+    src_old = {**src, "settings": {k: v for k, v in src["settings"].items() if k != "digit_widths"}}
+    assert src["settings"]["digit_widths"] == [32, 64, 128] and fp.same(src_old, src)
     # the source net's epochs may grow (a longer run resumes), not shrink
     s1 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 1}))
     s2 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 2}))

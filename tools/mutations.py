@@ -239,6 +239,9 @@ _LIST = [
     _m("daaa_tf/serving/writer.py", "the float32 export rebuild ignores the source network's widths",
        'attention_layers=spec["tap_names"], widths=spec["widths"])', 'attention_layers=spec["tap_names"])',
        ["tests/test_adapt_stage.py::test_digit_widths_come_from_the_source_network"]),
+    _m("daaa_tf/stages/fingerprint.py", "a setting added since a run was recorded refuses that run's rerun",
+       "if k not in o and k in defaults and v == defaults[k]}", "if False}",
+       ["tests/test_fingerprints.py::test_fingerprint_keeps_result_flags_and_names_differences"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]

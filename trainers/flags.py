@@ -81,9 +81,9 @@ def _batch_mix(values):
 
 def _cutout_needs_streams(values):
     """--augment_cutout only acts on the streams of --augment_streams: a cutout with none would do nothing."""
-    if values["augment_cutout"] and not values["augment_streams"]:
-        raise flags.ValidationError(f"--augment_cutout={values['augment_cutout']} cuts squares out of the augmented "
-                                    "streams, but --augment_streams is empty; name them (e.g. --augment_streams=t)")
+    problem = config.cutout_problem(values["augment_cutout"], values["augment_streams"])
+    if problem:
+        raise flags.ValidationError(problem)
     return True
 
 

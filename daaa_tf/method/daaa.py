@@ -17,6 +17,7 @@ from daaa_tf.method.augment import colour_augment, step_seed
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
 from daaa_tf.method.source_maps import SourceMapCache, tap_widths
 from daaa_tf.models import build_classifier, head_variable_ids, model_spec, preprocess
+from daaa_tf.settings import cutout_problem
 
 AUGMENT_KEYS = {"s": "xs", "tf": "xtf", "t": "xt", "sf": "xsf"}
 
@@ -62,9 +63,9 @@ class DAAA(keras.Model):
         self.augment_keys = [AUGMENT_KEYS[s] for s in AUGMENT_KEYS if s in augment_streams]
         self.augment_seed = int(augment_seed)
         self.augment_cutout = float(augment_cutout)
-        if self.augment_cutout and not self.augment_keys:
-            raise UserError(f"--augment_cutout={augment_cutout} cuts squares out of the augmented streams, but "
-                            "--augment_streams is empty; name the streams (e.g. --augment_streams=t)")
+        problem = cutout_problem(self.augment_cutout, self.augment_keys)
+        if problem:
+            raise UserError(problem)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
                          ("loss", "ce", "em", "at", "kept")}
         self.accuracy_tracker = keras.metrics.SparseCategoricalAccuracy(name="accuracy")

@@ -10,6 +10,7 @@ import tensorflow as tf
 from daaa_tf import MissingFileError, UserError
 from daaa_tf.models.digit_cnn import build_digit_cnn, digit_widths
 from daaa_tf.models.resnet import HEAD_LAYERS, build_resnet50
+from daaa_tf.settings import DIGIT_WIDTHS
 
 ARCHS = ("digit_cnn", "resnet50")
 
@@ -22,7 +23,7 @@ def build_classifier(arch, num_classes, image_size, weights=None, attention_laye
     """
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if arch == "digit_cnn":
-        return build_digit_cnn(num_classes, (h, w, 3), **({"widths": tuple(widths)} if widths else {}))
+        return build_digit_cnn(num_classes, (h, w, 3), tuple(widths or DIGIT_WIDTHS))
     if arch == "resnet50":
         return build_resnet50(num_classes, (h, w, 3), weights=weights, attention_layers=attention_layers)
     raise UserError(f"--arch: unknown architecture {arch!r}; expected one of {ARCHS}")

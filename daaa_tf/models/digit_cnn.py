@@ -4,9 +4,10 @@ import keras
 from keras import layers
 
 from daaa_tf import UserError
+from daaa_tf.settings import DIGIT_WIDTHS
 
 
-def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=(32, 64, 128), name="digit_cnn"):
+def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=DIGIT_WIDTHS, name="digit_cnn"):
     """Returns a functional model ``x -> {"logits": [N, K], "taps": [F_1, F_2, F_3]}``.
 
     conv1 5x5/32 -> pool -> conv2 5x5/64 -> pool -> conv3 3x3/128 -> pool -> conv4 (classifier, K channels,
@@ -25,7 +26,6 @@ def build_digit_cnn(num_classes=10, input_shape=(32, 32, 3), widths=(32, 64, 128
     x = layers.Conv2D(num_classes, (input_shape[0] // 8, input_shape[1] // 8), name="conv4_classifier")(x)
     logits = layers.GlobalAveragePooling2D(name="logits", dtype="float32")(x)
     return keras.Model(inputs, {"logits": logits, "taps": taps}, name=name)
-
 
 
 def digit_widths(model):

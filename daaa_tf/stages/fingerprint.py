@@ -90,14 +90,24 @@ def _shown(v):
     return ",".join(map(str, v)) if isinstance(v, list) else str(v)
 
 
+def added_at_default(old, new):
+    """Settings ``new`` records and ``old`` lacks, at their default: the project added them after ``old`` was
+    recorded, and their default is what that run did, so they are no difference."""
+    cls = next((c for c in config.STAGES if STAGE_NAMES.get(c.__name__) == new.get("stage")), None)
+    defaults = {name: _plain(f.default) for name, f in config.flag_fields(cls)} if cls else {}
+    o = old.get("settings", {})
+    return {k for k, v in new.get("settings", {}).items() if k not in o and k in defaults and v == defaults[k]}
+
+
 def differences(old, new):
     """Human-readable differences ('--beta: 1.0 -> 0.0', 'input source_model changed'), [] when none; a raised
-    extendable setting is no difference."""
+    extendable setting, and a setting added since ``old`` was recorded and at its default, is no difference."""
     out = []
     grow = EXTENDABLE.get(new.get("stage"), set())
     o, n = old.get("settings", {}), new.get("settings", {})
+    added = added_at_default(old, new)
     for k in sorted(set(o) | set(n)):
-        if o.get(k) == n.get(k):
+        if o.get(k) == n.get(k) or k in added:
             continue
         if k in grow and isinstance(o.get(k), int) and isinstance(n.get(k), int) and n[k] > o[k]:
             continue
@@ -117,11 +127,13 @@ def differences(old, new):
 
 def same(old, new):
     """Whether recorded fingerprint ``old`` equals ``new`` exactly, apart from data inputs ``old`` lacks (a run
-    recorded before data identities were)."""
+    recorded before data identities were) and settings added since at their default (``added_at_default``)."""
     if old is None:
         return False
     inputs = {k: v for k, v in new.get("inputs", {}).items() if k in old.get("inputs", {}) or not k.endswith("_data")}
-    return old == {**new, "inputs": inputs}
+    added = added_at_default(old, new)
+    settings_ = {k: v for k, v in new.get("settings", {}).items() if k not in added}
+    return old == {**new, "inputs": inputs, "settings": settings_}
 
 
 def recorded(stage_dir):
