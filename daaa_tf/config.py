@@ -20,9 +20,9 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
     _Stage,
     _streams,
     _tflite_formats,
+    augment_problem,
     build,
     convert,
-    cutout_problem,
     flag_fields,
     flag_lines,
     flag_name,
@@ -146,6 +146,9 @@ class AdaptConfig(_Stage):
     augment_cutout: float = setting(0.0, "Beyond the paper, with --augment_streams: also grey out one square of "
                                     "this fraction of the image side per augmented image (positions elsewhere "
                                     "unchanged). 0 = colour only.", lower=0.0, upper=1.0)
+    augment_shift: int = setting(0, "Beyond the paper, with --augment_streams and --beta=0: also translate each "
+                                 "augmented image by up to this many pixels along each axis (uniform integers, "
+                                 "border pixels repeated). 0 = no translation.", lower=0)
     beta: float = setting(1.0, "Weight of L_AT in Eq. 13 (0 = 'wo L_AT').", lower=0.0)
     attention_criterion: str = setting("l2", "Alignment criterion (Table 4).", choices=["l2", "l1", "mmd", "jmmd"])
     threshold: float = setting(0.95, "p_t: keep target samples whose max posterior >= p_t (0 = EM-B).",

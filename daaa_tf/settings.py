@@ -63,12 +63,16 @@ def _augment_streams(s):
 DIGIT_WIDTHS = (32, 64, 128)
 
 
-def cutout_problem(cutout, augment_streams):
-    """Why --augment_cutout cannot act with these --augment_streams (None when it can): the flag parser and the
-    DAAA model (for configs built in code) both ask here."""
-    if cutout and not augment_streams:
-        return (f"--augment_cutout={cutout} cuts squares out of the augmented streams, but --augment_streams is "
-                "empty; name them (e.g. --augment_streams=t)")
+def augment_problem(cutout, augment_streams, shift=0, beta=0.0):
+    """Why --augment_cutout / --augment_shift cannot act with these --augment_streams and --beta (None when they
+    can): the flag parser and the DAAA model (for configs built in code) both ask here."""
+    for name, value in (("cutout", cutout), ("shift", shift)):
+        if value and not augment_streams:
+            return (f"--augment_{name}={value} acts on the augmented streams, but --augment_streams is empty; name "
+                    "them (e.g. --augment_streams=t)")
+    if shift and beta:
+        return (f"--augment_shift={shift} moves pixels, so the attention pairs of L_AT (--beta={beta}) would no "
+                "longer align; use it with --beta=0")
     return None
 
 

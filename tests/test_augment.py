@@ -101,3 +101,64 @@ def test_cutout_without_augmented_streams_is_refused_in_code_too():
 
     with pytest.raises(UserError, match="--augment_cutout=0.5 .* --augment_streams is empty"):
         build_daaa(make_cfg(augment_cutout=0.5, seed=0), make_source(), tf.distribute.get_strategy())
+
+
+def _np_shift(img, dy, dx):
+    """Independent reference: output pixel (r, c) is input pixel (r - dy, c - dx), clamped into the image."""
+    h, w = img.shape[:2]
+    r = np.clip(np.arange(h) - dy, 0, h - 1)
+    c = np.clip(np.arange(w) - dx, 0, w - 1)
+    return img[r][:, c]
+
+
+def test_shift_translates_each_image_by_at_most_k_pixels_with_borders_repeated():
+    from daaa_tf.method.augment import shift_images
+
+    rng = np.random.default_rng(2)
+    img = rng.uniform(0, 255, (60, 9, 7, 3)).astype(np.float32)  # non-square: rows and columns not swapped
+    out = shift_images(tf.constant(img), 2, tf.constant([4, 1], tf.int64)).numpy()
+    seen = set()
+    for i in range(len(img)):
+        hits = [(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4)
+                if np.array_equal(out[i], _np_shift(img[i], dy, dx))]
+        assert len(hits) == 1 and max(map(abs, hits[0])) <= 2, hits
+        seen.add(hits[0])
+    assert len(seen) > 15  # 25 possible offsets, drawn per image (both signs, both axes)
+    assert {dy for dy, _ in seen} == {-2, -1, 0, 1, 2} and {dx for _, dx in seen} == {-2, -1, 0, 1, 2}
+
+
+def test_shift_comes_first_and_leaves_the_colour_and_cutout_draws_as_they_were():
+    from daaa_tf.method.augment import shift_images
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (12, 16, 16, 3)).astype(np.uint8)
+    seed = tf.constant([5, 9], tf.int64)
+    moved = shift_images(tf.cast(img, tf.float32), 3, tf.random.experimental.stateless_split(seed, 6)[5])
+    np.testing.assert_array_equal(colour_augment(img, seed, cutout=0.25, shift=3).numpy(),
+                                  colour_augment(moved, seed, cutout=0.25).numpy())
+    assert np.abs(moved - img).max() > 0
+
+
+def test_shift_setting_reaches_the_target_view_and_is_refused_with_l_at():
+    import pytest
+
+    from daaa_tf import UserError
+
+    source = make_source()
+    batch = {k: tf.constant(v) for k, v in make_batch(stream_counts(8, (0.35, 0.15, 0.35, 0.15),
+                                                                    ("s", "tf", "t", "sf"))).items()}
+    results = {}
+    for shift in (0, 3):
+        model, _ = build_daaa(make_cfg(augment_streams=("t",), augment_shift=shift, beta=0.0, seed=0), source,
+                              tf.distribute.get_strategy())
+        assert model.augment_shift == shift
+        model.em_active.assign(1.0)
+        model.threshold.assign(0.0)
+        results[shift] = model.compute_losses(batch, training=True)[0]
+    np.testing.assert_allclose(results[0]["ce"], results[3]["ce"], rtol=1e-5)  # labelled streams untouched
+    assert abs(float(results[0]["em"]) - float(results[3]["em"])) > 1e-5
+    with pytest.raises(UserError, match="--augment_shift=3 moves pixels.*--beta=0"):
+        build_daaa(make_cfg(augment_streams=("t",), augment_shift=3, beta=0.5, seed=0), source,
+                   tf.distribute.get_strategy())
+    with pytest.raises(UserError, match="--augment_shift=3 .* --augment_streams is empty"):
+        build_daaa(make_cfg(augment_shift=3, beta=0.0, seed=0), source, tf.distribute.get_strategy())

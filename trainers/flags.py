@@ -79,9 +79,11 @@ def _batch_mix(values):
     return True
 
 
-def _cutout_needs_streams(values):
-    """--augment_cutout only acts on the streams of --augment_streams: a cutout with none would do nothing."""
-    problem = config.cutout_problem(values["augment_cutout"], values["augment_streams"])
+def _augment_options(values):
+    """--augment_cutout and --augment_shift only act on the streams of --augment_streams, and a shift misaligns
+    the attention pairs of L_AT (so it asks for --beta=0)."""
+    problem = config.augment_problem(values["augment_cutout"], values["augment_streams"], values["augment_shift"],
+                                     values["beta"])
     if problem:
         raise flags.ValidationError(problem)
     return True
@@ -89,7 +91,7 @@ def _cutout_needs_streams(values):
 
 # Cross-flag checks, run by the parser (so --only_check_args catches them): (flag names, check(values)).
 _CROSS_CHECKS = [(("batch_size", "proportions", "streams"), _batch_mix),
-                 (("augment_cutout", "augment_streams"), _cutout_needs_streams)]
+                 (("augment_cutout", "augment_shift", "augment_streams", "beta"), _augment_options)]
 _registered = set()
 
 

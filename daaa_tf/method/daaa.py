@@ -17,7 +17,7 @@ from daaa_tf.method.augment import colour_augment, step_seed
 from daaa_tf.method.schedules import RestartableAnnealing, make_optimizer
 from daaa_tf.method.source_maps import SourceMapCache, tap_widths
 from daaa_tf.models import build_classifier, head_variable_ids, model_spec, preprocess
-from daaa_tf.settings import cutout_problem
+from daaa_tf.settings import augment_problem
 
 AUGMENT_KEYS = {"s": "xs", "tf": "xtf", "t": "xt", "sf": "xsf"}
 
@@ -40,7 +40,7 @@ class DAAA(keras.Model):
 
     def __init__(self, target, source, posterior, arch, global_batch, beta=1.0, criterion="l2",
                  threshold=0.95, grad_multipliers=None, schedule=None, augment_streams=(), augment_seed=0,
-                 augment_cutout=0.0, **kwargs):
+                 augment_cutout=0.0, augment_shift=0, **kwargs):
         super().__init__(name="daaa", **kwargs)
         if beta < 0:
             raise UserError(f"--beta must be >= 0, got {beta}")
@@ -63,7 +63,8 @@ class DAAA(keras.Model):
         self.augment_keys = [AUGMENT_KEYS[s] for s in AUGMENT_KEYS if s in augment_streams]
         self.augment_seed = int(augment_seed)
         self.augment_cutout = float(augment_cutout)
-        problem = cutout_problem(self.augment_cutout, self.augment_keys)
+        self.augment_shift = int(augment_shift)
+        problem = augment_problem(self.augment_cutout, self.augment_keys, self.augment_shift, self.beta)
         if problem:
             raise UserError(problem)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in
@@ -155,7 +156,7 @@ class DAAA(keras.Model):
         if not (training and key in self.augment_keys):
             return x[key]
         seed = step_seed(self.augment_seed, self.optimizer.iterations) + [self.augment_keys.index(key) * 7919, 0]
-        return preprocess(colour_augment(data[key], seed, self.augment_cutout), self.arch)
+        return preprocess(colour_augment(data[key], seed, self.augment_cutout, self.augment_shift), self.arch)
 
     def train_step(self, data):
         data, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -227,7 +228,8 @@ def build_daaa(cfg, source_net, strategy):
                      criterion=cfg.attention_criterion, threshold=cfg.threshold,
                      grad_multipliers=multipliers, schedule=schedule,
                      augment_streams=tuple(getattr(cfg, "augment_streams", ())),
-                     augment_seed=getattr(cfg, "seed", 0), augment_cutout=getattr(cfg, "augment_cutout", 0.0))
+                     augment_seed=getattr(cfg, "seed", 0), augment_cutout=getattr(cfg, "augment_cutout", 0.0),
+                     augment_shift=getattr(cfg, "augment_shift", 0))
         model.compile(optimizer=optimizer, jit_compile=False)
         optimizer.build(target.trainable_variables)
     return model, counts
