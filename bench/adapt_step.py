@@ -48,6 +48,8 @@ flags.DEFINE_integer("digit_batch", 64, "Digit CNN global batch.")
 flags.DEFINE_integer("resnet_size", 64, "ResNet-50 image side (CPU-sized; the paper uses 224).")
 flags.DEFINE_integer("resnet_batch", 16, "ResNet-50 global batch.")
 flags.DEFINE_string("resnet_taps", "all_conv", "ResNet-50 --attention_layers (all_conv = 52 taps).")
+flags.DEFINE_float("beta", 1.0, "beta of the DAAA step (0: 'wo L_AT', the step skips L_AT's backward pass).",
+                   lower_bound=0.0)
 flags.DEFINE_integer("rounds", 9, "Timed rounds (after a warm-up); every model runs once per round.")
 flags.DEFINE_integer("steps", 0, "Steps per model per round (0: 8 for the digit CNN, 2 for ResNet-50).")
 flags.DEFINE_bool("parts", False, "Also time the pieces of the DAAA step alone (first precision only).")
@@ -87,7 +89,7 @@ def make_cfg(arch):
     size, batch, _, opt, head_mult, taps = arch_setup(arch)
     return types.SimpleNamespace(
         arch=arch, image_size=size, attention_layers=taps, batch_size=batch,
-        proportions=(0.35, 0.15, 0.35, 0.15), streams=("s", "tf", "t", "sf"), beta=1.0,
+        proportions=(0.35, 0.15, 0.35, 0.15), streams=("s", "tf", "t", "sf"), beta=FLAGS.beta,
         attention_criterion="l2", threshold=0.0, sync_every=100, restart_lr=True, optimizer=opt, lr=1e-3,
         lr_alpha=10.0, lr_power=0.75, head_lr_mult=head_mult, epochs=1, steps_per_epoch=1000)
 
@@ -271,7 +273,8 @@ def run_worker(arch):
     steps = FLAGS.steps or (8 if arch == "digit_cnn" else 2)
     times = timed_rounds(fns, FLAGS.rounds, steps)
     base = {"arch": arch, "image_size": size, "batch_size": batch, "optimizer": opt, "head_lr_mult": head_mult,
-            "attention_layers": taps, "rounds": FLAGS.rounds, "steps_per_round": steps, "clock": FLAGS.clock,
+            "attention_layers": taps, "beta": FLAGS.beta, "rounds": FLAGS.rounds, "steps_per_round": steps,
+            "clock": FLAGS.clock,
             "threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}
     for policy in FLAGS.precisions:
         d, p = times[f"daaa/{policy}"], times[f"plain/{policy}"]

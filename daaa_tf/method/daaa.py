@@ -164,7 +164,9 @@ class DAAA(keras.Model):
         with tf.GradientTape() as tape:
             sums, extras = self.compute_losses(data, training=True)
             terms = {k: v / self.global_batch for k, v in sums.items()}
-            loss = terms["ce"] + terms["em"] + self.beta * terms["at"]
+            loss = terms["ce"] + terms["em"]
+            if self.beta:  # at beta = 0, L_AT is only logged: no backward pass through the attention maps
+                loss += self.beta * terms["at"]
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, variables)
         if self._multipliers:  # only the listed variables: a x1.0 multiply per backbone tensor costs a full pass
