@@ -231,7 +231,8 @@ _LIST = [
        "lo = centre - side // 2", "lo = centre",
        ["tests/test_augment.py::test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment"]),
     _m("daaa_tf/method/daaa.py", "--augment_cutout not passed to the augmentation",
-       "colour_augment(data[key], seed, self.augment_cutout)", "colour_augment(data[key], seed)",
+       "colour_augment(data[key], seed, self.augment_cutout, self.augment_shift)",
+       "colour_augment(data[key], seed, 0.0, self.augment_shift)",
        ["tests/test_augment.py::test_cutout_setting_reaches_the_target_view"]),
     _m("daaa_tf/method/augment.py", "cutout fills black instead of grey",
        "x = keep * x + (1.0 - keep) * 127.5", "x = keep * x",
@@ -242,6 +243,23 @@ _LIST = [
     _m("daaa_tf/stages/fingerprint.py", "a setting added since a run was recorded refuses that run's rerun",
        "if k not in o and k in defaults and v == defaults[k]}", "if False}",
        ["tests/test_fingerprints.py::test_fingerprint_keeps_result_flags_and_names_differences"]),
+    # ---- shift, beta = 0 ------------------------------------------------------------------------------------
+    _m("daaa_tf/method/augment.py", "the shift draws the cutout's seed (the two draws correlated)",
+       "x = shift_images(x, shift, seeds[5])", "x = shift_images(x, shift, seeds[4])",
+       ["tests/test_augment.py::test_shift_comes_first_and_leaves_the_colour_and_cutout_draws_as_they_were"]),
+    _m("daaa_tf/method/augment.py", "shift offsets drawn in [0, K] only (one direction)",
+       "[n, 2], seed, -max_shift, max_shift + 1, tf.int32)", "[n, 2], seed, 0, max_shift + 1, tf.int32)",
+       ["tests/test_augment.py::test_shift_translates_each_image_by_at_most_k_pixels_with_borders_repeated"]),
+    _m("daaa_tf/method/daaa.py", "--augment_shift not passed to the augmentation",
+       "colour_augment(data[key], seed, self.augment_cutout, self.augment_shift)",
+       "colour_augment(data[key], seed, self.augment_cutout)",
+       ["tests/test_augment.py::test_shift_setting_reaches_the_target_view_and_is_refused_with_l_at"]),
+    _m("daaa_tf/settings.py", "a shift accepted with L_AT on (its attention pairs misaligned)",
+       "    if shift and beta:", "    if False:",
+       ["tests/test_augment.py::test_shift_setting_reaches_the_target_view_and_is_refused_with_l_at"]),
+    _m("daaa_tf/method/daaa.py", "beta > 0 also drops L_AT from the loss (not only at beta = 0)",
+       "            if self.beta:  # at beta = 0", "            if False:  # at beta = 0",
+       ["tests/test_daaa_gradients.py::test_one_sgd_step_follows_the_gradient_of_each_term"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]
