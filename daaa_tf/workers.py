@@ -45,11 +45,17 @@ def is_chief(strategy):
     return worker_index(strategy) == 0
 
 
-def shard_by_data(dataset):
-    """Sets the DATA auto-shard policy: every worker reads the whole (deterministic) stream and keeps its replicas'
-    parts of each global batch, so the split is that of one machine whatever the number of input files."""
+def fit_input(dataset):
+    """The options of every dataset a stage feeds to ``fit`` / ``evaluate``.
+
+    DATA auto-shard policy: every worker reads the whole (deterministic) stream and keeps its replicas' parts of
+    each global batch, so the split is that of one machine whatever the number of input files. Autotuning off:
+    ``tf.data.AUTOTUNE`` then stays at min(16, cores) parallel calls and no autotuning thread starts. That
+    thread made the end of ``fit`` stall for up to a minute, because deleting the input iterator waits for it
+    (docs/benchmark.md, "The end-of-fit stall")."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.autotune.enabled = False
     return dataset.with_options(options)
 
 

@@ -158,3 +158,23 @@ def test_digit_widths_come_from_the_source_network(workdir, tmp_path):
     assert rebuilt is not adapted and model_spec(rebuilt)["widths"] == (4, 8, 12)
     x = np.random.default_rng(0).uniform(-1, 1, (3, SIZE, SIZE, 3)).astype(np.float32)
     np.testing.assert_allclose(rebuilt(x)["logits"], adapted(x)["logits"], atol=0.1)
+
+
+def test_fit_inputs_run_without_the_autotuning_thread(workdir, tmp_path, monkeypatch):
+    """Both datasets the stage hands to fit go through workers.fit_input: DATA sharding, and tf.data autotuning off
+    (its thread made the end of fit stall up to a minute, docs/benchmark.md)."""
+    import tensorflow as tf
+
+    seen = []
+    original = keras.Model.fit
+
+    def recording_fit(self, x=None, *args, validation_data=None, **kwargs):
+        seen.extend(d.options() for d in (x, validation_data))
+        return original(self, x, *args, validation_data=validation_data, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    run_adaptation(_cfg(workdir, tmp_path / "run", epochs=1, steps_per_epoch=2))
+    assert len(seen) == 2
+    for options in seen:
+        assert options.autotune.enabled is False
+        assert options.experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.DATA

@@ -60,11 +60,11 @@ def run_adaptation(cfg: AdaptConfig, extra_callbacks=()):
     if initial_epoch:
         print(f"resuming adaptation after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
-    train = workers.shard_by_data(adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync,
+    train = workers.fit_input(adaptation_dataset(cfg.pairs_dir, counts, strategy.num_replicas_in_sync,
                                                      cfg.seed, skip_batches=initial_epoch * cfg.steps_per_epoch,
                                                      with_index=cached))
     target_test = load_domain(cfg.target, "test", cfg.image_size, role="target")
-    val = workers.shard_by_data(target_test.dataset().batch(cfg.eval_batch_size))
+    val = workers.fit_input(target_test.dataset().batch(cfg.eval_batch_size))
     fixed = np.stack([x for x, _ in target_test.dataset().take(cfg.num_attention_images).as_numpy_iterator()])
     tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     sync = PosteriorSync(cfg.sync_every, cfg.restart_lr, log_dir=os.path.join(tb_dir, "train"))

@@ -123,7 +123,7 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
                 steps_per_epoch, epochs = min(spe - step % spe, c.steps - step), epoch + 1
             else:
                 steps_per_epoch, epochs = spe, full_epochs
-            data = workers.shard_by_data(training_pairs((src_ds, source.num_examples),
+            data = workers.fit_input(training_pairs((src_ds, source.num_examples),
                                                         (tgt_ds, target.num_examples), c.batch_size, c.seed,
                                                         skip_steps=step))
             model.fit(data, steps_per_epoch=steps_per_epoch, epochs=epochs, initial_epoch=epoch,

@@ -58,9 +58,9 @@ def run_revgrad(cfg: RevGradConfig):
     if initial_epoch:
         print(f"resuming RevGrad after epoch {initial_epoch} (step {int(model.optimizer.iterations.numpy())}) "
               f"from {cfg.out_dir}/backup")
-    train = workers.shard_by_data(
+    train = workers.fit_input(
         revgrad_dataset(src_train, tgt_train, counts, cfg.seed, initial_epoch * cfg.steps_per_epoch))
-    val = workers.shard_by_data(tgt_test.dataset().batch(cfg.eval_batch_size))
+    val = workers.fit_input(tgt_test.dataset().batch(cfg.eval_batch_size))
     tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     guard = NaNGuard(cfg.log_every)
     start = time.time()
@@ -73,7 +73,7 @@ def run_revgrad(cfg: RevGradConfig):
         raise StageError(f"the RevGrad loss became NaN/inf by step {guard.bad_step}; the last good state is "
                            f"kept in {cfg.out_dir}/backup (lower --lr or --revgrad_weight and rerun to resume)")
     src_test = load_domain(cfg.source, "test", cfg.image_size, role="source")
-    source_test = model.evaluate(workers.shard_by_data(src_test.dataset().batch(cfg.eval_batch_size)), verbose=0,
+    source_test = model.evaluate(workers.fit_input(src_test.dataset().batch(cfg.eval_batch_size)), verbose=0,
                                  return_dict=True)
     workers.release(tb_dir, strategy)
     with workers.artifact_path(os.path.join(cfg.out_dir, "model.keras"), strategy) as tmp:

@@ -59,11 +59,11 @@ def train_source(cfg: SourceConfig):
     start = time.time()
     tb_dir = workers.private_dir(os.path.join(cfg.out_dir, "tensorboard"), strategy)  # the chief's, or scratch
     history = trainable.fit(  # epoch e's order depends on (seed, e) only: a resumed run sees the same batches
-        workers.shard_by_data(epoch_batches(src_train, cfg.arch, cfg.batch_size, cfg.seed, initial_epoch,
+        workers.fit_input(epoch_batches(src_train, cfg.arch, cfg.batch_size, cfg.seed, initial_epoch,
                                             cfg.epochs)),
         epochs=cfg.epochs, initial_epoch=initial_epoch, shuffle=False,  # the dataset is shuffled already
         steps_per_epoch=src_train.num_examples // cfg.batch_size,
-        validation_data=workers.shard_by_data(batched(src_test, cfg.arch, cfg.eval_batch_size)),
+        validation_data=workers.fit_input(batched(src_test, cfg.arch, cfg.eval_batch_size)),
         callbacks=[backup, keras.callbacks.TerminateOnNaN(),
                    keras.callbacks.TensorBoard(tb_dir, profile_batch=tuple(cfg.profile_steps) or 0)],
         verbose=runtime.fit_verbosity())
@@ -73,7 +73,7 @@ def train_source(cfg: SourceConfig):
                            f"{cfg.out_dir}/backup — lower --lr and rerun")
     results = {}
     for name, domain in (("source_test", src_test), ("target_test", tgt_test)):
-        _, acc = trainable.evaluate(workers.shard_by_data(batched(domain, cfg.arch, cfg.eval_batch_size)),
+        _, acc = trainable.evaluate(workers.fit_input(batched(domain, cfg.arch, cfg.eval_batch_size)),
                                     verbose=0)
         results[f"{name}_accuracy"] = float(acc)
     with workers.artifact_path(os.path.join(cfg.out_dir, "model.keras"), strategy) as tmp:
