@@ -77,20 +77,28 @@ def test_cutout_greys_one_square_and_leaves_the_rest_as_colour_augment():
     assert clipped_low and clipped_high  # centred on its pixel: clipped at the top/left border as at the bottom/right
 
 
-def test_cutout_setting_reaches_the_target_view():
-    source = make_source()
+def _augmented_losses(source, **cfg):
+    """(model, training losses) of a DAAA model augmenting x_t with ``cfg``, every x_t kept by L_EM."""
     batch = {k: tf.constant(v) for k, v in make_batch(stream_counts(8, (0.35, 0.15, 0.35, 0.15),
                                                                     ("s", "tf", "t", "sf"))).items()}
+    model, _ = build_daaa(make_cfg(augment_streams=("t",), seed=0, **cfg), source, tf.distribute.get_strategy())
+    model.em_active.assign(1.0)
+    model.threshold.assign(0.0)
+    return model, model.compute_losses(batch, training=True)[0]
+
+
+def _only_the_target_view_changes(plain, changed):
+    np.testing.assert_allclose(plain["ce"], changed["ce"], rtol=1e-5)  # labelled streams untouched
+    assert abs(float(plain["em"]) - float(changed["em"])) > 1e-5
+
+
+def test_cutout_setting_reaches_the_target_view():
+    source = make_source()
     results = {}
     for cutout in (0.0, 0.5):
-        model, _ = build_daaa(make_cfg(augment_streams=("t",), augment_cutout=cutout, seed=0), source,
-                              tf.distribute.get_strategy())
+        model, results[cutout] = _augmented_losses(source, augment_cutout=cutout)
         assert model.augment_cutout == cutout
-        model.em_active.assign(1.0)
-        model.threshold.assign(0.0)
-        results[cutout] = model.compute_losses(batch, training=True)[0]
-    np.testing.assert_allclose(results[0.0]["ce"], results[0.5]["ce"], rtol=1e-5)  # labelled streams untouched
-    assert abs(float(results[0.0]["em"]) - float(results[0.5]["em"])) > 1e-5
+    _only_the_target_view_changes(results[0.0], results[0.5])
 
 
 def test_cutout_without_augmented_streams_is_refused_in_code_too():
@@ -145,18 +153,11 @@ def test_shift_setting_reaches_the_target_view_and_is_refused_with_l_at():
     from daaa_tf import UserError
 
     source = make_source()
-    batch = {k: tf.constant(v) for k, v in make_batch(stream_counts(8, (0.35, 0.15, 0.35, 0.15),
-                                                                    ("s", "tf", "t", "sf"))).items()}
     results = {}
     for shift in (0, 3):
-        model, _ = build_daaa(make_cfg(augment_streams=("t",), augment_shift=shift, beta=0.0, seed=0), source,
-                              tf.distribute.get_strategy())
+        model, results[shift] = _augmented_losses(source, augment_shift=shift, beta=0.0)
         assert model.augment_shift == shift
-        model.em_active.assign(1.0)
-        model.threshold.assign(0.0)
-        results[shift] = model.compute_losses(batch, training=True)[0]
-    np.testing.assert_allclose(results[0]["ce"], results[3]["ce"], rtol=1e-5)  # labelled streams untouched
-    assert abs(float(results[0]["em"]) - float(results[3]["em"])) > 1e-5
+    _only_the_target_view_changes(results[0], results[3])
     with pytest.raises(UserError, match="--augment_shift=3 moves pixels.*--beta=0"):
         build_daaa(make_cfg(augment_streams=("t",), augment_shift=3, beta=0.5, seed=0), source,
                    tf.distribute.get_strategy())
