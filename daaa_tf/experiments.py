@@ -84,6 +84,25 @@ ABLATION_ROWS = (  # Table 3 (EM variants with and without L_AT) and Table 4 (cr
     ("full", "Ours w L_AT (criterion L2, reference)"))
 
 
+def full_method(config):
+    """What the pipeline's main run ("full": the flags as given) is, read from the settings it ran with.
+
+    Returns (method, short, paper_variant): the Table-1 method text, a short label for the plots, and the paper's
+    row to compare it with: "full" (Ours w L_AT), "full-noAT" when --beta=0, None (no paper figure) when a
+    setting beyond the paper (--augment_*) is on. Runs recorded before a setting existed ran without it.
+    """
+    config = config or {}
+    with_at = float(config.get("beta", 1.0)) > 0
+    method = "Ours w L_AT" if with_at else "Ours wo L_AT (--beta=0)"
+    short = "w L_AT (DAAA)" if with_at else "wo L_AT (beta = 0)"
+    streams = list(config.get("augment_streams") or ())
+    if not streams:
+        return method, short, ("full" if with_at else "full-noAT")
+    beyond = [f"--augment_streams={','.join(streams)}"] + [
+        f"--augment_{k}={config[f'augment_{k}']:g}" for k in ("cutout", "shift") if config.get(f"augment_{k}")]
+    return f"{method} + beyond the paper ({' '.join(beyond)})", f"{short}\n+ beyond the paper", None
+
+
 def paper_value(task, variant):
     """The paper's accuracy (a string, % or 'very low') for ``variant`` on ``task``, or '—'."""
     if task == "MNIST→MNIST-M":

@@ -79,6 +79,29 @@ def test_tables_match_metrics_json(run_dir):
     assert io.read_json(os.path.join(run_dir, "results.json"))["stats"]["full"]["n"] == 3
 
 
+@pytest.mark.parametrize("settings, method, paper, plot_label", [
+    ({"beta": 0.0}, "Ours wo L_AT (--beta=0)", "93.5", "wo L_AT (beta = 0)"),
+    ({"beta": 0.0, "augment_streams": ["t"], "augment_cutout": 0.5, "augment_shift": 0},
+     "Ours wo L_AT (--beta=0) + beyond the paper (--augment_streams=t --augment_cutout=0.5)", "—",
+     "wo L_AT (beta = 0) + beyond the paper"),
+    ({"beta": 0.5, "augment_streams": ["t", "sf"], "augment_cutout": 0.0, "augment_shift": 2},
+     "Ours w L_AT + beyond the paper (--augment_streams=t,sf --augment_shift=2)", "—",
+     "w L_AT (DAAA) + beyond the paper")])
+def test_the_full_row_is_named_after_the_settings_it_ran_with(run_dir, settings, method, paper, plot_label):
+    # The pipeline's main run is whatever its flags say: the consistency config's run is no "Ours w L_AT" row
+    # to hold against the paper's 95.6.
+    path = os.path.join(run_dir, "adapt", "metrics.json")
+    m = io.read_json(path)
+    io.write_json(path, {**m, "config": {**m["config"], **settings}})
+    result = report.make_report(run_dir, num_images=2, load_images=fake_images)
+    text = open(os.path.join(run_dir, "results.md")).read()
+    assert _row(text, method).endswith(f"| {paper} |")
+    assert _row(text, f"{method} (criterion L2, reference)")  # the ablation table's reference row (EM-A ran)
+    assert "| Ours w L_AT |" not in text and result["paper"]["full"] == paper
+    assert result["paper"]["full-noAT"] == "93.5"  # the variants keep their own rows
+    assert result["plot_notes"]["attention"].endswith(f"adapted wo L_AT, adapted {plot_label} (cf. Fig. 5)")
+
+
 def test_plots_are_written(run_dir, tmp_path):
     import matplotlib.image as mpimg
 

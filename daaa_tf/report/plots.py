@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from daaa_tf import io  # noqa: E402
+from daaa_tf.experiments import full_method  # noqa: E402
 
 ORDER = ("S", "RevGrad", "Tf", "S+Tf", "S+Tf+AT", "full-noAT", "full", "EM-A", "EM-B", "EM-C", "AT-l1", "AT-mmd",
          "AT-jmmd")
@@ -73,11 +74,17 @@ def plot_accuracy(runs, path):
     return _save(fig, path), "target test accuracy per epoch (mean over seeds, band ± std; cf. Fig. 4 right)"
 
 
+def _full_label(runs):
+    """The full run's short label, from the settings it ran with (``experiments.full_method``)."""
+    return full_method(runs["full"][0].metrics.get("config") if runs.get("full") else None)[1]
+
+
 def plot_at_trend(runs, path):
     """history['at'] (the epoch mean of L_AT per step) for the full method with and without the penalty."""
     fig, ax = plt.subplots(figsize=(6, 4))
     drawn = []
-    for v, label in (("full", "with L_AT (beta > 0)"), ("full-noAT", "without L_AT (beta = 0, measured only)")):
+    for v, label in (("full", _full_label(runs).replace("\n", " ")),
+                     ("full-noAT", "without L_AT (beta = 0, measured only)")):
         values = curves(runs.get(v, []), "at")
         if values is not None:
             _band(ax, values, f"{v}: {label}")
@@ -138,7 +145,7 @@ def plot_attention(run_dir, runs, path, num_images, load_images):
     if not io.gfile.exists(src_model):
         return None, "attention maps: skipped (no source/model.keras)"
     nets = [("source net = target\nnet before adaptation", src_model)]
-    for v, label in (("full-noAT", "adapted\nwo L_AT"), ("full", "adapted\nw L_AT (DAAA)")):
+    for v, label in (("full-noAT", "adapted\nwo L_AT"), ("full", f"adapted\n{_full_label(runs)}")):
         if runs.get(v) and io.gfile.exists(os.path.join(runs[v][0].path, "model.keras")):
             nets.append((label, os.path.join(runs[v][0].path, "model.keras")))
     if len(nets) < 2:

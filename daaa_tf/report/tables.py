@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from daaa_tf import MissingFileError, UserError, io
-from daaa_tf.experiments import ABLATION_ROWS, PAPER_SOURCE_TEST, TABLE1_ROWS, paper_value
+from daaa_tf.experiments import ABLATION_ROWS, PAPER_SOURCE_TEST, TABLE1_ROWS, full_method, paper_value
 
 
 @dataclasses.dataclass
@@ -121,14 +121,25 @@ def _fmt(s):
 def _table(rows, stats, task, net):
     lines = ["| Method | Train data | Ours: target test acc. (%) | n | seeds | Paper (%) |",
              "|---|---|---|---|---|---|"]
-    for row in rows:
+    for row in rows:  # (variant, method, train data[, the paper's row to compare with])
         variant, method = row[0], row[1].format(net=net)
         data = row[2] if len(row) > 2 else "S + T_f + T + S_f"
         if variant in stats:
             s = stats[variant]
             lines.append(f"| {method} | {data} | {_fmt(s)} | {s['n']} | {','.join(map(str, s['seeds']))} | "
-                         f"{paper_value(task, variant)} |")
+                         f"{paper_value(task, row[3] if len(row) > 3 else variant)} |")
     return lines
+
+
+def _full_rows(rows, runs):
+    """``rows`` with the "full" row named after the settings its run was made with (``experiments.full_method``):
+    the pipeline's main run is whatever its flags say, e.g. the opt-in consistency config (--beta=0 --augment_*)."""
+    if not runs.get("full"):
+        return rows
+    method, _, paper = full_method(runs["full"][0].metrics.get("config"))
+    # The ablation table's reference row keeps its " (criterion L2, reference)".
+    return [(v, method + m.removeprefix("Ours w L_AT"), "S + T_f + T + S_f", paper) if v == "full" else (v, m, *rest)
+            for v, m, *rest in rows]
 
 
 def _named(run_dir):
@@ -178,14 +189,15 @@ def results_markdown(run_dir, runs, stats, task, incomplete, notes, plots):
     lines += [f"- note: {n}" for n in notes]
     if not runs:
         lines.append("- no finished run at all: run `python -m trainers.pipeline` first")
-    lines += ["", f"## Table 1 style ({task or 'this task'})", ""] + _table(TABLE1_ROWS, stats, task, net)
+    lines += ["", f"## Table 1 style ({task or 'this task'})", ""] + _table(
+        _full_rows(TABLE1_ROWS, runs), stats, task, net)
     if src is not None and "source_test_accuracy" in src.metrics:
         lines += ["", f"Source network on the source test split: {100 * src.metrics['source_test_accuracy']:.2f} % "
                   f"(paper: {PAPER_SOURCE_TEST.get(task, '—')})."]
     if any(r[0] in stats for r in ABLATION_ROWS[:-1]):
         lines += ["", "## Ablations (Table 3: EM variants; Table 4: alignment criteria)", "",
                   "The paper reports these on Office-31 only; its column is filled for Office-31 tasks.", ""]
-        lines += _table(ABLATION_ROWS, stats, task, net)
+        lines += _table(_full_rows(ABLATION_ROWS, runs), stats, task, net)
     others = sorted(set(stats) - {r[0] for r in TABLE1_ROWS + ABLATION_ROWS})
     if others:
         lines += ["", "## Other variants", ""] + _table([(v, v, "—") for v in others], stats, task, net)
@@ -224,9 +236,10 @@ def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
                                        load_images or rp.target_test_images),
     }
     text = results_markdown(run_dir, runs, stats, task, incomplete, notes, plots)
+    paper_row = {"full": full_method(runs["full"][0].metrics.get("config"))[2]} if runs.get("full") else {}
     io.write_text(os.path.join(out_dir, "results.md"), text)
     result = {"run_dir": _named(run_dir), "task": task, "stats": stats,
-              "paper": {v: paper_value(task, v) for v in stats},
+              "paper": {v: paper_value(task, paper_row.get(v, v)) for v in stats},
               "incomplete": [os.path.relpath(p, run_dir) for p in incomplete], "notes": notes,
               "plots": {k: (os.path.basename(p) if p else None) for k, (p, _) in plots.items()},
               "plot_notes": {k: c for k, (_, c) in plots.items()}}
