@@ -263,6 +263,17 @@ _LIST = [
     _m("daaa_tf/workers.py", "tf.data autotuning left on for fit's inputs (the end-of-fit stall comes back)",
        "    options.autotune.enabled = False\n", "",
        ["tests/test_adapt_stage.py::test_fit_inputs_run_without_the_autotuning_thread"]),
+    # ---- the report names the main run after its settings ----------------------------------------------------
+    _m("daaa_tf/experiments.py", "the main run is 'Ours w L_AT' whatever its beta",
+       'with_at = float(config.get("beta", 1.0)) > 0', "with_at = True",
+       ["tests/test_report.py::test_the_full_row_is_named_after_the_settings_it_ran_with"]),
+    _m("daaa_tf/experiments.py", "a run beyond the paper is held against the paper's figure",
+       "{' '.join(beyond)})\", f\"{short}\\n+ beyond the paper\", None",
+       "{' '.join(beyond)})\", f\"{short}\\n+ beyond the paper\", (\"full\" if with_at else \"full-noAT\")",
+       ["tests/test_report.py::test_the_full_row_is_named_after_the_settings_it_ran_with"]),
+    _m("daaa_tf/report/plots.py", "the attention grid labels the main run 'w L_AT' whatever its settings",
+       'f"adapted\\n{_full_label(runs)}"', '"adapted\\nw L_AT (DAAA)"',
+       ["tests/test_report.py::test_the_full_row_is_named_after_the_settings_it_ran_with"]),
 ]
 
 MUTATIONS = [{"id": i, **m} for i, m in enumerate(_LIST, start=1)]
