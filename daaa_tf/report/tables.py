@@ -131,12 +131,15 @@ def _table(rows, stats, task, net):
     return lines
 
 
+def _full(runs):
+    """``experiments.full_method`` of the main run's settings: the pipeline's main run ("full") is whatever its
+    flags say, e.g. the opt-in consistency config (--beta=0 --augment_*)."""
+    return full_method(runs["full"][0].metrics.get("config") if runs.get("full") else None)
+
+
 def _full_rows(rows, runs):
-    """``rows`` with the "full" row named after the settings its run was made with (``experiments.full_method``):
-    the pipeline's main run is whatever its flags say, e.g. the opt-in consistency config (--beta=0 --augment_*)."""
-    if not runs.get("full"):
-        return rows
-    method, _, paper = full_method(runs["full"][0].metrics.get("config"))
+    """``rows`` with the "full" row named after the settings its run was made with (``_full``)."""
+    method, _, paper = _full(runs)
     # The ablation table's reference row keeps its " (criterion L2, reference)".
     return [(v, method + m.removeprefix("Ours w L_AT"), "S + T_f + T + S_f", paper) if v == "full" else (v, m, *rest)
             for v, m, *rest in rows]
@@ -236,10 +239,9 @@ def make_report(run_dir, out_dir=None, num_images=6, load_images=None):
                                        load_images or rp.target_test_images),
     }
     text = results_markdown(run_dir, runs, stats, task, incomplete, notes, plots)
-    paper_row = {"full": full_method(runs["full"][0].metrics.get("config"))[2]} if runs.get("full") else {}
     io.write_text(os.path.join(out_dir, "results.md"), text)
     result = {"run_dir": _named(run_dir), "task": task, "stats": stats,
-              "paper": {v: paper_value(task, paper_row.get(v, v)) for v in stats},
+              "paper": {v: paper_value(task, _full(runs)[2] if v == "full" else v) for v in stats},
               "incomplete": [os.path.relpath(p, run_dir) for p in incomplete], "notes": notes,
               "plots": {k: (os.path.basename(p) if p else None) for k, (p, _) in plots.items()},
               "plot_notes": {k: c for k, (_, c) in plots.items()}}
