@@ -187,10 +187,10 @@ def train():
 
     gp = {k: params[k] for k in ("g_st", "g_ts")}
     dp = {k: params[k] for k in ("d_s", "d_t")}
+    empty_pool = jnp.zeros((size, *src.shape[1:]), jnp.float32)
     state = {"gp": gp, "dp": dp, "g_state": make_opt(1).init(gp), "d_state": make_opt(1).init(dp),
-             "pool_s": jnp.zeros((size, *src.shape[1:]), jnp.float32), "pool_t": jnp.zeros((size, *src.shape[1:]),
-                                                                                           jnp.float32),
-             "count_s": jnp.int32(0), "count_t": jnp.int32(0), "step": jnp.int32(0)}
+             "pool_s": empty_pool, "pool_t": empty_pool, "count_s": jnp.int32(0), "count_t": jnp.int32(0),
+             "step": jnp.int32(0)}
     base_key = jax.random.PRNGKey(FLAGS.seed)
 
     @jax.jit
