@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 
 FLAGS = flags.FLAGS
 PARITY_IMAGES = 8
+PROBE_SEED = 1234
 FILE_BYTES = 16_000_000  # the device returns files of at most 16 MiB
 
 
@@ -49,14 +50,30 @@ def _gan_nets():
     return module
 
 
-def _networks(gan_nets):
+def noise_shape():
+    """--noise_shape as (h, w, c), or None when G^ST takes no noise."""
+    if not FLAGS.noise_shape:
+        return None
+    try:
+        shape = tuple(int(v) for v in FLAGS.noise_shape.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise SystemExit(f"--noise_shape: expected h,w,c (positive integers), got {FLAGS.noise_shape!r}")
+    return shape
+
+
+def _networks(gan_nets, encoder=True):
     import keras
 
     keras.config.set_dtype_policy(FLAGS.precision)
-    size, w, b = FLAGS.image_size, FLAGS.gen_width, FLAGS.gen_blocks
-    nets = {k: gan_nets.build_generator(size, w, b, "resize", name=k) for k in ("g_st", "g_ts")}
+    size, w, b, noise = FLAGS.image_size, FLAGS.gen_width, FLAGS.gen_blocks, noise_shape()
+    nets = {k: gan_nets.build_generator(size, w, b, "resize", name=k, noise_shape=noise if k == "g_st" else None)
+            for k in ("g_st", "g_ts")}
     nets.update({k: gan_nets.build_discriminator(size, FLAGS.disc_width, FLAGS.disc_layers, name=k)
                  for k in ("d_s", "d_t")})
+    if noise and encoder:
+        nets["enc"] = gan_nets.build_encoder(size, noise, FLAGS.disc_width, name="enc")
     for k, net in nets.items():
         assert not net.non_trainable_variables, f"{k} has non-trainable state; the JAX step does not carry it"
     return nets
@@ -147,17 +164,27 @@ def train():
     keras.utils.set_random_seed(FLAGS.seed)
     nets = _networks(_gan_nets())
     params = {k: [v.value for v in net.trainable_variables] for k, net in nets.items()}
-    lam, n_batch, size = FLAGS.cycle_weight, FLAGS.batch_size, FLAGS.pool_size
+    lam, n_batch, size, noise = FLAGS.cycle_weight, FLAGS.batch_size, FLAGS.pool_size, noise_shape()
 
     def run(k, p, x):
         return nets[k].stateless_call(p[k], [], x, training=True)[0].astype(jnp.float32)
 
-    def g_loss(gp, dp, xs, xt):
-        fake_t, fake_s = run("g_st", gp, xs), run("g_ts", gp, xt)
-        cycle = jnp.mean(jnp.abs(xs - run("g_ts", gp, fake_t))) + jnp.mean(jnp.abs(xt - run("g_st", gp, fake_s)))
+    def g_loss(gp, dp, xs, xt, key):
+        """Eqs. 1-3. With noise, G^ST(x_s, z) for z ~ N(0, 1); the target cycle feeds G^ST the code E(x_t) of the
+        target it must rebuild, and |z - E(G^ST(x_s, z))| (weight --latent_weight) makes G^ST use its noise."""
+        if noise:
+            z = jax.random.normal(key, (n_batch, *noise))
+            fake_t, fake_s = run("g_st", gp, [xs, z]), run("g_ts", gp, xt)
+            rebuilt_t = run("g_st", gp, [fake_s, run("enc", gp, xt)])
+            latent = jnp.mean(jnp.abs(z - run("enc", gp, fake_t)))
+        else:
+            fake_t, fake_s = run("g_st", gp, xs), run("g_ts", gp, xt)
+            rebuilt_t, latent = run("g_st", gp, fake_s), jnp.float32(0.0)
+        cycle = jnp.mean(jnp.abs(xs - run("g_ts", gp, fake_t))) + jnp.mean(jnp.abs(xt - rebuilt_t))
         adv_st = jnp.mean(jnp.square(run("d_t", dp, fake_t) - 1.0))  # Eq. 1, G^ST against D^T (LSGAN)
         adv_ts = jnp.mean(jnp.square(run("d_s", dp, fake_s) - 1.0))
-        return adv_st + adv_ts + lam * cycle, (fake_t, fake_s, jnp.stack([adv_st, adv_ts, cycle]))
+        total = adv_st + adv_ts + lam * cycle + FLAGS.latent_weight * latent
+        return total, (fake_t, fake_s, jnp.stack([adv_st, adv_ts, cycle, latent]))
 
     def d_loss(dp, xs, xt, shown_s, shown_t):
         def one(k, real, fake):
@@ -185,7 +212,7 @@ def train():
     def make_opt(total):  # one Adam per side, Keras' defaults but beta_1 (CycleGAN's 0.5); its count is the step
         return optax.adam(schedule_for(total), b1=0.5, b2=0.999, eps=1e-7)
 
-    gp = {k: params[k] for k in ("g_st", "g_ts")}
+    gp = {k: params[k] for k in params if k not in ("d_s", "d_t")}
     dp = {k: params[k] for k in ("d_s", "d_t")}
     empty_pool = jnp.zeros((size, *src.shape[1:]), jnp.float32)
     state = {"gp": gp, "dp": dp, "g_state": make_opt(1).init(gp), "d_state": make_opt(1).init(dp),
@@ -200,9 +227,9 @@ def train():
         def one_step(s, idx):
             xs = src[idx[0]].astype(jnp.float32) / 127.5 - 1.0
             xt = tgt[idx[1]].astype(jnp.float32) / 127.5 - 1.0
-            (g_total, (fake_t, fake_s, g_parts)), g_grad = jax.value_and_grad(g_loss, has_aux=True)(
-                s["gp"], s["dp"], xs, xt)
             key = jax.random.fold_in(base_key, s["step"])
+            (g_total, (fake_t, fake_s, g_parts)), g_grad = jax.value_and_grad(g_loss, has_aux=True)(
+                s["gp"], s["dp"], xs, xt, jax.random.fold_in(key, 4))
             shown_t, pool_t, count_t = pool(s["pool_t"], s["count_t"], fake_t, jax.random.fold_in(key, 2))
             shown_s, pool_s, count_s = pool(s["pool_s"], s["count_s"], fake_s, jax.random.fold_in(key, 3))
             (_, d_parts), d_grad = jax.value_and_grad(d_loss, has_aux=True)(s["dp"], xs, xt, shown_s, shown_t)
@@ -230,34 +257,41 @@ def train():
         return jnp.asarray(np.asarray(rows, np.int32))
 
     history, total, t0, step = [], FLAGS.steps, None, 0
-    names = ["g_st_adv", "g_ts_adv", "cycle", "d_s", "d_t", "g_total", "lr"]
+    names = ["g_st_adv", "g_ts_adv", "cycle", "latent", "d_s", "d_t", "g_total", "lr"]
     while step < total:
         state, logs = chunk(state, src, tgt, indices("s", len(src)), indices("t", len(tgt)), jnp.int32(total))
         logs = np.asarray(logs)  # waits for the chunk
         step += FLAGS.chunk
         now = time.perf_counter()
-        if t0 is None:  # the first chunk compiled: time from here, and fix the number of steps by the budget
+        if t0 is None:  # the first chunk compiled: time from here, and set the number of steps by the budget
             t0, compiled_at = now, now - t_start
-        elif len(history) == 1:
-            rate = FLAGS.chunk / (now - t0)
-            total = int(min(FLAGS.steps, step + rate * max(FLAGS.seconds - (now - t_start), 0)) // FLAGS.chunk
-                        * FLAGS.chunk)
-            print(f"{rate:.1f} steps/s: training {total} steps", flush=True)
+        else:  # re-estimated after every chunk (another job may share the device), never below the steps done
+            rate = (step - FLAGS.chunk) / (now - t0)
+            planned = total
+            total = max(step, int(min(FLAGS.steps, step + rate * max(FLAGS.seconds - (now - t_start), 0))
+                                  // FLAGS.chunk * FLAGS.chunk))
+            if len(history) == 1 or abs(total - planned) > 0.05 * planned:
+                print(f"{rate:.1f} steps/s: training {total} steps", flush=True)
         record = {"step": step, "seconds": now - t0, **{k: float(v) for k, v in zip(names, logs)}}
         history.append(record)
         print(json.dumps(record), flush=True)
     seconds = time.perf_counter() - t0
-    for k in ("g_st", "g_ts"):
+    for k in state["gp"]:
         for v, p in zip(nets[k].trainable_variables, state["gp"][k]):
             v.assign(p)
     os.makedirs(FLAGS.out, exist_ok=True)
-    files = save_weights({k: nets[k] for k in ("g_st", "g_ts")}, FLAGS.out)
+    files = save_weights({k: nets[k] for k in ("g_st", "g_ts")}, FLAGS.out, FLAGS.save_dtype)
     probe = {"source": np.asarray(src[:PARITY_IMAGES]), "target": np.asarray(tgt[:PARITY_IMAGES])}
-    parity = {k: np.asarray(nets[g](probe[d].astype(np.float32) / 127.5 - 1.0, training=False)).tolist()
+    parity = {k: np.round(np.asarray(nets[g](_inputs(g, probe[d]), training=False), np.float64), 5).tolist()
               for k, g, d in (("st", "g_st", "source"), ("ts", "g_ts", "target"))}
+    spread = diversity(lambda x, rng: np.asarray(nets["g_st"](_inputs("g_st", x, rng), training=False)),
+                       np.asarray(src[:4000]), np.asarray(tgt[:4000]))
+    print(json.dumps(spread), flush=True)
     summary = {"flags": {f: getattr(FLAGS, f) for f in ("gen_width", "gen_blocks", "disc_width", "disc_layers",
                                                          "cycle_weight", "pool_size", "lr", "batch_size", "seed",
-                                                         "precision", "limit")},
+                                                         "precision", "limit", "noise_shape", "latent_weight",
+                                                         "save_dtype")},
+               "diversity": spread,
                "steps": step, "train_seconds": seconds, "compile_seconds": compiled_at,
                "images_per_s": (step - FLAGS.chunk) * n_batch / max(seconds, 1e-9), "files": files,
                "device": str(jax.devices()[0]),
@@ -267,12 +301,41 @@ def train():
     print(f"trained {step} steps of {n_batch} in {seconds:.0f} s -> {FLAGS.out}", flush=True)
 
 
-def save_weights(gens, out):
-    """Each generator's weights (float32, Keras order) in files of at most FILE_BYTES: {name}.{i}.npz."""
+def _inputs(g, images, rng=None):
+    """uint8 images -> what generator ``g`` takes: [-1, 1] floats, and for a noise-taking G^ST a noise draw too
+    (from ``rng``; by default a fixed one, so the device and this machine feed the parity probe the same noise)."""
+    x = np.asarray(images, np.float32) / 127.5 - 1.0
+    shape = noise_shape()
+    if g != "g_st" or shape is None:
+        return x
+    rng = rng if rng is not None else np.random.default_rng(PROBE_SEED)
+    return [x, rng.standard_normal((len(x), *shape)).astype(np.float32)]
+
+
+def diversity(translate, source, target, n=2000, seed=0):
+    """Mean |a - b| (0-255) over n random pairs: of G^ST(x_s) (translate: uint8 -> [-1, 1]), of the real x_t, and
+    between two noise draws for the same x_s (0 without noise): how varied the synthetic targets are."""
+    rng = np.random.default_rng(seed)
+    images = np.asarray(source[:n])
+
+    def draw():
+        out = np.concatenate([translate(images[i:i + 500], rng) for i in range(0, len(images), 500)])
+        return (np.clip(out, -1, 1) + 1.0) * 127.5
+
+    first, second = draw(), draw()
+    i, j = rng.integers(0, len(first), (2, n))
+    k, m = rng.integers(0, len(target), (2, n))
+    mean_abs = lambda a, b: float(np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean())
+    return {"g_st_random_pairs": mean_abs(first[i], first[j]), "x_t_random_pairs": mean_abs(target[k], target[m]),
+            "g_st_same_source_two_noises": mean_abs(first, second), "images": len(first)}
+
+
+def save_weights(gens, out, dtype="float32"):
+    """Each generator's weights (``dtype``, Keras order) in files of at most FILE_BYTES: {name}.{i}.npz."""
     files = []
     for name, net in gens.items():
         part, size, index = {}, 0, 0
-        weights = net.get_weights()
+        weights = [w.astype(dtype) for w in net.get_weights()]
         for i, w in enumerate(weights):
             if part and size + w.nbytes > FILE_BYTES:
                 files.append(_write(out, name, index, part))
@@ -288,7 +351,7 @@ def load_weights(net, weights_dir):
     weights = {key: part[key] for part in parts for key in part.files}
     if len(weights) != len(net.weights):
         raise SystemExit(f"{weights_dir}: {len(weights)} arrays for {net.name}, which has {len(net.weights)}")
-    net.set_weights([weights[f"w{i:03d}"] for i in range(len(weights))])
+    net.set_weights([weights[f"w{i:03d}"].astype(np.float32) for i in range(len(weights))])
 
 
 def _write(out, name, index, part):
@@ -303,16 +366,24 @@ def _write(out, name, index, part):
 class _Translator:
     """What ``translate_domains`` needs of a CycleGAN: ``translate`` and ``step_count``."""
 
-    def __init__(self, gens, steps):
-        self.gens, self.steps = gens, steps
+    def __init__(self, gens, steps, seed=0):
+        import tensorflow as tf
+
+        self.gens, self.steps, self.noise = gens, steps, tf.random.Generator.from_seed(seed)
 
     def step_count(self):
         return self.steps
 
     def translate(self, images_uint8, direction="st"):
+        """Runs inside tf.function (translate_domains): a noise-taking G^ST gets a fresh N(0, 1) draw per batch."""
+        import tensorflow as tf
+
         from daaa_tf.models.gan_nets import to_float, to_uint8
 
-        return to_uint8(self.gens["g_" + direction](to_float(images_uint8), training=False))
+        x, shape = to_float(images_uint8), noise_shape()
+        if direction == "st" and shape is not None:
+            x = [x, self.noise.normal(tf.concat([tf.shape(x)[:1], shape], 0))]
+        return to_uint8(self.gens["g_" + direction](x, training=False))
 
 
 def translate():
@@ -323,21 +394,25 @@ def translate():
 
     with open(os.path.join(FLAGS.weights, "train.json")) as f:
         summary = json.load(f)
-    for name in ("gen_width", "gen_blocks"):
-        FLAGS[name].value = summary["flags"][name]
-    nets = _networks(gan_nets)
+    for name in ("gen_width", "gen_blocks", "noise_shape"):
+        FLAGS[name].value = summary["flags"].get(name, FLAGS[name].default)
+    nets = _networks(gan_nets, encoder=False)
     for k in ("g_st", "g_ts"):
         load_weights(nets[k], FLAGS.weights)
     domains = [conform_domain(load_domain(spec, "train", FLAGS.image_size, role=role), FLAGS.image_size, "resize",
                               f"--{role}") for spec, role in ((FLAGS.source, "source"), (FLAGS.target, "target"))]
     for (k, g), domain in zip((("st", "g_st"), ("ts", "g_ts")), domains):
         images = np.stack([x for x, _ in domain.dataset().take(PARITY_IMAGES).as_numpy_iterator()])
-        here = nets[g](images.astype(np.float32) / 127.5 - 1.0, training=False).numpy()
+        here = nets[g](_inputs(g, images), training=False).numpy()
         gap = float(np.abs(here - np.asarray(summary["parity"][k])).max())
         print(f"parity {g}: max |TF - JAX| = {gap:.4f} on {PARITY_IMAGES} images", flush=True)
         if gap > 0.1:
             raise SystemExit(f"{g}: the weights do not reproduce the device's outputs (max diff {gap})")
-    result = translate_domains(_Translator(nets, summary["steps"]), *domains, os.path.join(FLAGS.run_dir, "pairs"),
+    print(json.dumps(diversity(lambda x, rng: nets["g_st"](_inputs("g_st", x, rng), training=False).numpy(),
+                               *[np.stack([x for x, _ in d.dataset().take(4000).as_numpy_iterator()])
+                                 for d in domains])), flush=True)
+    translator = _Translator(nets, summary["steps"], FLAGS.seed)
+    result = translate_domains(translator, *domains, os.path.join(FLAGS.run_dir, "pairs"),
                                fingerprint={"source": FLAGS.source, "target": FLAGS.target,
                                             "image_size": FLAGS.image_size, "run": "bench/cyclegan_jax.py"})
     print(json.dumps(result), flush=True)
@@ -357,6 +432,11 @@ def _define_flags():
     flags.DEFINE_integer("disc_width", 64, "Discriminator width.")
     flags.DEFINE_integer("disc_layers", 2, "Discriminator stride-2 layers.")
     flags.DEFINE_float("cycle_weight", 10.0, "lambda of Eq. 3.")
+    flags.DEFINE_string("noise_shape", "", "h,w,c: G^ST also takes N(0, 1) noise of this shape, and an encoder of "
+                        "targets is trained beside it (gan_nets.build_encoder); empty: no noise (CycleGAN).")
+    flags.DEFINE_float("latent_weight", 1.0, "Weight of |z - E(G^ST(x_s, z))| (with --noise_shape).")
+    flags.DEFINE_enum("save_dtype", "float32", ["float32", "float16"], "train: the dtype of the saved weights "
+                      "(float16 halves the files; the device returns at most 64 MiB).")
     flags.DEFINE_integer("pool_size", 50, "Past fakes shown to each discriminator.")
     flags.DEFINE_float("lr", 2e-4, "Adam learning rate (constant for the first half of the steps, then linear to 0).")
     flags.DEFINE_integer("batch_size", 64, "Images per domain per step.")

@@ -49,3 +49,28 @@ def test_weights_in_several_files_load_back_in_order(bench, tmp_path, monkeypatc
     (tmp_path / "g_st.0.npz").unlink()
     with pytest.raises(SystemExit, match="arrays for g_st"):
         bench.load_weights(build_generator(16, 4, 2, name="g_st"), str(tmp_path))
+
+
+def test_noise_inputs_float16_weights_and_the_translator(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "noise_shape", lambda: (4, 4, 2))
+    images = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    x, z = bench._inputs("g_st", images)
+    np.testing.assert_allclose(x, images / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_array_equal(z, bench._inputs("g_st", images)[1])  # the parity probe's fixed draw
+    assert z.shape == (3, 4, 4, 2)
+    assert not isinstance(bench._inputs("g_ts", images), list)  # G^TS takes no noise
+    g_st = build_generator(16, 4, 1, name="g_st", noise_shape=(4, 4, 2))
+    g_ts = build_generator(16, 4, 1, name="g_ts")
+    bench.save_weights({"g_st": g_st, "g_ts": g_ts}, str(tmp_path), "float16")
+    half = build_generator(16, 4, 1, name="g_st", noise_shape=(4, 4, 2))
+    bench.load_weights(half, str(tmp_path))
+    for w, h in zip(g_st.get_weights(), half.get_weights()):
+        np.testing.assert_array_equal(h, w.astype(np.float16).astype(np.float32))
+    gap = np.abs(half([x, z]).numpy() - g_st([x, z]).numpy()).max()
+    assert 0 < gap < 0.01
+    first = bench._Translator({"g_st": g_st, "g_ts": g_ts}, 1, seed=5)
+    fn = tf.function(first.translate)  # as translate_domains calls it
+    a, b = fn(images).numpy(), fn(images).numpy()
+    assert a.dtype == np.uint8 and np.abs(a.astype(int) - b).mean() > 0  # a fresh draw per batch
+    again = bench._Translator({"g_st": g_st, "g_ts": g_ts}, 1, seed=5)
+    np.testing.assert_array_equal(a, tf.function(again.translate)(images).numpy())

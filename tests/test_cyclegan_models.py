@@ -56,3 +56,36 @@ def test_generator_saves_and_loads(tmp_path):
     np.testing.assert_allclose(loaded(x).numpy(), g(x).numpy(), atol=1e-6)
     with pytest.raises(FileNotFoundError, match="no generator"):
         load_generator(str(tmp_path / "missing.keras"))
+
+
+def test_noise_generator_takes_noise_resized_onto_the_image():
+    from daaa_tf.models.gan_nets import build_encoder
+
+    net = build_generator(16, width=4, num_blocks=1, noise_shape=(4, 4, 2))
+    assert [tuple(i.shape) for i in net.inputs] == [(None, 16, 16, 3), (None, 4, 4, 2)]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    z1, z2 = rng.standard_normal((2, 2, 4, 4, 2)).astype(np.float32)
+    out = net([x, z1]).numpy()
+    assert out.shape == (2, 16, 16, 3)
+    np.testing.assert_array_equal(out, net([x, z1]).numpy())
+    assert np.abs(out - net([x, z2]).numpy()).mean() > 1e-3  # the noise reaches the output
+    stacked = keras.Model(net.inputs, net.get_layer("noise_concat").output)([x, z1]).numpy()
+    np.testing.assert_array_equal(stacked[..., :3], x)
+    import tensorflow as tf
+
+    np.testing.assert_allclose(stacked[..., 3:], tf.image.resize(z1, (16, 16), "bilinear").numpy(), atol=1e-5)
+    code = build_encoder(16, (4, 4, 2), width=4)(x).numpy()
+    assert code.shape == (2, 4, 4, 2)
+
+
+def test_noise_and_encoder_shapes_are_checked():
+    from daaa_tf import UserError
+    from daaa_tf.models.gan_nets import build_encoder
+
+    with pytest.raises(UserError, match="--noise_shape"):
+        build_generator(16, width=4, num_blocks=1, noise_shape=(3, 4, 2))
+    with pytest.raises(UserError, match="--noise_shape"):
+        build_encoder(16, (3, 3, 2))
+    with pytest.raises(UserError, match="--noise_shape"):
+        build_encoder(24, (4, 4, 2))  # 24 = 4 * 6: not a power-of-two ratio

@@ -5,6 +5,10 @@ Generator: c7s1-k, d2k, d4k, n x R4k, u2k, uk, c7s1-3, tanh, with reflection pad
 nearest-neighbour resize followed by a 3x3 convolution by default (``upsample="resize"``); transposed
 convolutions (``"transpose"``, the original recipe) leave checkerboard artefacts on small digits.
 
+A generator built with ``noise_shape`` (h, w, c) also takes a noise tensor of that shape, resized bilinearly to
+the image's size and stacked on its channels (a G^ST that can draw backgrounds independent of the digit, as in
+PixelDA / BicycleGAN); ``build_encoder`` maps an image back to such a tensor (the latent half of the cycle).
+
 Discriminator: PatchGAN, C_w (no norm) - C_2w - ... (stride 2) - C (stride 1) - 1-channel conv: one real/fake
 logit per patch. Both networks take float images in [-1, 1]; their outputs are float32 under mixed precision.
 ``ImagePool``: the discriminators' history of past fakes.
@@ -82,12 +86,18 @@ def _upsample(x, filters, upsample, name):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_generator(image_size, width=32, num_blocks=3, upsample="resize", channels=3, name="generator"):
+def _sides(image_size):
+    return (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+
+
+def build_generator(image_size, width=32, num_blocks=3, upsample="resize", channels=3, name="generator",
+                    noise_shape=None):
     """ResNet generator c7s1-k, d2k, d4k, ``num_blocks`` x R4k, u2k, uk, c7s1-3, tanh (k = ``width``).
 
     ``image_size``: int or (H, W), each a multiple of 4. Output: float32 in [-1, 1], same shape as the input.
+    ``noise_shape``: (h, w, c) dividing the image's sides: the model takes [image, noise] (module docstring).
     """
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    h, w = _sides(image_size)
     if h % 4 or w % 4 or min(h, w) < 8:
         raise UserError(f"--image_size: the CycleGAN generator needs sides that are multiples of 4 and >= 8, "
                         f"got {h}x{w}")
@@ -96,7 +106,16 @@ def build_generator(image_size, width=32, num_blocks=3, upsample="resize", chann
     if width < 1 or num_blocks < 0:
         raise UserError(f"--gen_width must be >= 1 and --gen_blocks >= 0, got {width}, {num_blocks}")
     inputs = keras.Input((h, w, channels), name="image")
-    x = _conv_norm_relu(inputs, width, 7, 1, "c7s1", pad_reflect=3)
+    x = inputs
+    if noise_shape is not None:
+        nh, nw, nc = noise_shape
+        if h % nh or w % nw or nc < 1:
+            raise UserError(f"--noise_shape: {noise_shape} must divide the image's {h}x{w} and have >= 1 channel")
+        noise = keras.Input((nh, nw, nc), name="noise")
+        up = layers.UpSampling2D((h // nh, w // nw), interpolation="bilinear", name="noise_resize")(noise)
+        x = layers.Concatenate(name="noise_concat")([x, up])
+        inputs = [inputs, noise]
+    x = _conv_norm_relu(x, width, 7, 1, "c7s1", pad_reflect=3)
     x = _conv_norm_relu(x, 2 * width, 3, 2, "d2k")
     x = _conv_norm_relu(x, 4 * width, 3, 2, "d4k")
     for i in range(num_blocks):
@@ -109,11 +128,28 @@ def build_generator(image_size, width=32, num_blocks=3, upsample="resize", chann
     return keras.Model(inputs, outputs, name=name)
 
 
+def build_encoder(image_size, noise_shape, width=64, channels=3, name="encoder"):
+    """Image -> noise tensor of ``noise_shape`` (h, w, c): stride-2 4x4 convs (LeakyReLU 0.2) down to (h, w), then a
+    1x1 conv to c channels (float32, unbounded). The image's sides must be the noise's times a power of 2."""
+    hh, ww = _sides(image_size)
+    nh, nw, nc = noise_shape
+    steps = (hh // nh).bit_length() - 1
+    if hh != nh << steps or ww != nw << steps:
+        raise UserError(f"--noise_shape: {noise_shape} must be the image's {hh}x{ww} halved a whole number of times")
+    inputs = keras.Input((hh, ww, channels), name="image")
+    x = inputs
+    for i in range(steps):
+        x = layers.Conv2D(width * min(2 ** i, 4), 4, strides=2, padding="same", name=f"e{i + 1}_conv")(x)
+        x = layers.LeakyReLU(0.2, name=f"e{i + 1}_lrelu")(x)
+    outputs = layers.Conv2D(nc, 1, dtype="float32", name="code")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
 def build_discriminator(image_size, width=64, num_layers=3, channels=3, name="discriminator"):
     """PatchGAN: C_w (no norm), then C_{2^i w} (stride 2, capped at 8w) for i < ``num_layers``, one stride-1
     C block and a 1-channel 4x4 conv. LeakyReLU 0.2. Output: float32 patch logits [N, H/2^n, W/2^n, 1].
     """
-    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    h, w = _sides(image_size)
     if num_layers < 1 or min(h, w) < 2 ** num_layers:
         raise UserError(f"--disc_layers: need 1 <= layers and 2^layers <= image side, got {num_layers} for {h}x{w}")
     inputs = keras.Input((h, w, channels), name="image")
