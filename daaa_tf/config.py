@@ -28,6 +28,7 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
     flag_name,
     internal,
     problem,
+    resolve_precision,
     setting,
     shared,
 )
@@ -110,9 +111,10 @@ class CycleGANConfig(_Stage):
     beta1: float = setting(0.5, "Adam beta_1 of all four networks.", flag="cyclegan_beta1", lower=0.0, upper=1.0)
     translate_batch_size: int = setting(256, "Batch size when translating the training sets.", lower=1)
     shard_size: int = setting(10000, "Records per pair shard.", lower=1)
-    precision: str = setting("mixed_bfloat16", "Dtype policy of this stage only (empty = --precision); "
-                             "mixed_bfloat16 was 1.5x faster on CPU, stable.", flag="cyclegan_precision",
-                             choices=[""] + PRECISIONS, fallback="precision")
+    precision: str = setting("auto", "Dtype policy of this stage only (empty = --precision); auto: mixed_bfloat16 "
+                             "where bfloat16 is native (1.5x faster on an AMX CPU, stable), else float32.",
+                             flag="cyclegan_precision", choices=[""] + PRECISIONS, fallback="precision",
+                             resolve=resolve_precision)
     on_size_mismatch: str = setting("resize", "Source/target images that are not image_size x image_size x 3: "
                                     "resize (and convert to RGB) them, or stop with an error.",
                                     choices=["resize", "error"])
@@ -167,8 +169,10 @@ class AdaptConfig(_Stage):
     seed: int = shared("seed")
     strategy: str = shared("strategy")
     precision: str = setting("", "Dtype policy of this stage only (empty = --precision). mixed_bfloat16 made the DAAA "
-                             "step 2.3x faster on an AMX CPU at the same accuracy (docs/benchmark.md).",
-                             flag="adapt_precision", choices=[""] + PRECISIONS, fallback="precision")
+                             "step 2.3x faster on an AMX CPU at the same accuracy, and 10x slower on an AVX2 CPU "
+                             "(docs/benchmark.md): auto picks it only where bfloat16 is native.",
+                             flag="adapt_precision", choices=[""] + PRECISIONS, fallback="precision",
+                             resolve=resolve_precision)
     eval_batch_size: int = shared("eval_batch_size")
     log_every: int = shared("log_every")
     profile_steps: tuple = shared("profile_steps")

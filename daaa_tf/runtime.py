@@ -2,6 +2,7 @@
 
 import functools
 import os
+import re
 import subprocess
 
 import keras
@@ -10,7 +11,7 @@ import tensorflow as tf
 from daaa_tf import UserError
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 _STRATEGIES = {}  # one MirroredStrategy per process, reused
 
 
@@ -74,11 +75,39 @@ def set_seed(seed):
     keras.utils.set_random_seed(int(seed))
 
 
+def cpu_has_native_bfloat16(cpuinfo):
+    """Whether /proc/cpuinfo's text lists a bfloat16 unit (AMX-BF16 or AVX512-BF16)."""
+    return re.search(r"\b(amx_bf16|avx512_bf16)\b", cpuinfo) is not None
+
+
+@functools.cache
+def native_bfloat16():
+    """Whether bfloat16 math runs natively here: on a GPU of compute capability >= 8.0, or, with no GPU, on a CPU
+    with AMX-BF16 or AVX512-BF16. Elsewhere TF emulates it: the DAAA step ran 10x slower in mixed_bfloat16 than in
+    float32 on an AVX2 CPU, where an AMX CPU ran it 2.3x faster (docs/benchmark.md)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return all(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)) >= (8, 0)
+                   for g in gpus)
+    try:
+        with open("/proc/cpuinfo") as f:
+            return cpu_has_native_bfloat16(f.read())
+    except OSError:  # not Linux: no way to tell, so the safe choice
+        return False
+
+
+def resolve_precision(policy):
+    """``auto`` -> mixed_bfloat16 where bfloat16 is native (``native_bfloat16``), else float32; others as given."""
+    if policy != "auto":
+        return policy
+    return "mixed_bfloat16" if native_bfloat16() else "float32"
+
+
 def set_precision(policy="float32"):
-    """Sets the global Keras dtype policy; logits stay float32 (the models' heads set dtype=float32)."""
+    """Sets the global Keras dtype policy (``auto`` resolved); logits stay float32 (the heads set dtype=float32)."""
     if policy not in PRECISIONS:
         raise UserError(f"--precision: expected one of {PRECISIONS}, got {policy!r}")
-    keras.mixed_precision.set_global_policy(policy)
+    keras.mixed_precision.set_global_policy(resolve_precision(policy))
 
 
 def fit_verbosity():

@@ -15,18 +15,28 @@ import os
 from daaa_tf import UserError
 from daaa_tf.batching import DEFAULT_PROPORTIONS, STREAMS, stream_counts  # noqa: F401 (re-exported)
 
-PRECISIONS = ["float32", "mixed_bfloat16", "mixed_float16"]
+PRECISIONS = ["auto", "float32", "mixed_bfloat16", "mixed_float16"]
+
+
+def resolve_precision(value):
+    """A precision flag's ``auto`` -> the policy for this machine (``daaa_tf.runtime.resolve_precision``), so that a
+    config, its flags.txt and its fingerprint name the policy the run really used."""
+    if value != "auto":
+        return value
+    from daaa_tf import runtime  # imports TensorFlow: only when a config asks for auto
+
+    return runtime.resolve_precision(value)
 
 
 def setting(default, help, flag=None, lower=None, upper=None, choices=None, item=None, check=None,
-            run_path=None, fallback=None, path=None):
+            run_path=None, fallback=None, path=None, resolve=None):
     """A field that is a flag. ``item``: element type of a tuple (a list flag). ``check(value)`` returns an error
     message or None. ``run_path``: an empty value means <run_dir>/run_path (formatted with the fields).
     ``fallback``: an empty value takes that (shared) flag's value. ``path``: "file" or "domain" (made absolute
-    in flags.txt)."""
+    in flags.txt). ``resolve(value)``: the value the config keeps (after the fallback)."""
     return dataclasses.field(default=default, metadata=dict(
         help=help, flag=flag, lower=lower, upper=upper, choices=choices, item=item, check=check,
-        run_path=run_path, fallback=fallback, path=path))
+        run_path=run_path, fallback=fallback, path=path, resolve=resolve))
 
 
 def internal(default, run_path=None):
@@ -106,7 +116,9 @@ SHARED = {
     "seed": dict(default=0, lower=0, help="Random seed."),
     "strategy": dict(default="auto", choices=["auto", "default", "mirrored", "multi_worker", "tpu"],
                      help="tf.distribute strategy."),
-    "precision": dict(default="float32", choices=PRECISIONS, help="Keras dtype policy."),
+    "precision": dict(default="float32", choices=PRECISIONS, resolve=resolve_precision,
+                      help="Keras dtype policy; auto: mixed_bfloat16 where bfloat16 is native (an AMX or "
+                      "AVX512-BF16 CPU, a GPU of compute capability >= 8), else float32."),
     "eval_batch_size": dict(default=256, lower=1, help="Evaluation batch size."),
     "adapt_dir": dict(default="", path="file", help="Output directory of the adaptation stage (default "
                       "<run_dir>/adapt; trainers.revgrad: <run_dir>/variants/RevGrad/seed<seed>)."),
@@ -215,14 +227,16 @@ def build(cls, values=None, **overrides):
             value = overrides[f.name]
         elif name in values:
             value = values[name]
-        elif f.metadata.get("fallback") and not f.default:  # not given: the shared flag's value, as below
-            value = f.default
+        elif (f.metadata.get("fallback") and not f.default) or f.metadata.get("resolve"):
+            value = f.default  # not given: the shared flag's value, or the default resolved, as below
         else:
             continue
         value = convert(f, value) if name else value
         fallback = f.metadata.get("fallback")
         if fallback and not value:
             value = values.get(fallback, SHARED[fallback]["default"])
+        if f.metadata.get("resolve"):
+            value = f.metadata["resolve"](value)
         kwargs[f.name] = value
     cfg = cls(**kwargs)
     for f in dataclasses.fields(cls):

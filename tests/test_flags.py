@@ -128,9 +128,37 @@ def test_a_stage_checks_its_own_flags(module):
 
 
 @pytest.mark.parametrize("cls,flag,default", [(config.AdaptConfig, "adapt_precision", "float32"),
-                                               (config.CycleGANConfig, "cyclegan_precision", "mixed_bfloat16")])
-def test_a_stage_precision_overrides_precision_and_otherwise_falls_back_to_it(cls, flag, default):
+                                               (config.CycleGANConfig, "cyclegan_precision", "auto")])
+def test_a_stage_precision_overrides_precision_and_otherwise_falls_back_to_it(cls, flag, default, monkeypatch):
+    from daaa_tf import runtime
+
+    monkeypatch.setattr(runtime, "native_bfloat16", lambda: True)
+    default = "mixed_bfloat16" if default == "auto" else default
     assert config.build(cls, {flag: "mixed_float16", "precision": "float32"}).precision == "mixed_float16"
     assert config.build(cls, {flag: "", "precision": "mixed_bfloat16"}).precision == "mixed_bfloat16"
     assert config.build(cls, {}).precision == default  # not given at all: the dataclass default or --precision's
     assert config.build(config.SourceConfig, {flag: "mixed_float16"}).precision == "float32"  # other stages: not
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_resolved_once_into_the_config_and_its_flags(native, monkeypatch):
+    from daaa_tf import runtime
+
+    monkeypatch.setattr(runtime, "native_bfloat16", lambda: native)
+    chosen = "mixed_bfloat16" if native else "float32"
+    for values in ({"adapt_precision": "auto"}, {"adapt_precision": "", "precision": "auto"}):
+        cfg = config.build(config.AdaptConfig, values)
+        assert cfg.precision == chosen
+        assert f"--adapt_precision={chosen}" in config.flag_lines(cfg)  # flags.txt names the policy run
+    assert config.build(config.CycleGANConfig, {}).precision == chosen  # the stage's default is auto
+    assert config.build(config.SourceConfig, {"precision": "auto"}).precision == chosen
+    assert config.build(config.AdaptConfig, {"adapt_precision": "mixed_float16"}).precision == "mixed_float16"
+
+
+def test_native_bfloat16_reads_the_cpu_flags():
+    from daaa_tf.runtime import cpu_has_native_bfloat16
+
+    assert cpu_has_native_bfloat16("flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_native_bfloat16("flags : fpu avx512f avx512_bf16 avx512_vnni\n")
+    assert not cpu_has_native_bfloat16("flags : fpu sse2 avx2 fma\n")  # the AVX2 machine of docs/benchmark.md
+    assert not cpu_has_native_bfloat16("flags : avx512bw avx512_bf16x amx_bf16_extra\n")  # whole names only
