@@ -14,6 +14,12 @@ jax.numpy. The weights come back and are loaded into the TF generators, which tr
         --gen_blocks=6 --batch_size=64 --seconds=440
     # here (TF): both training sets translated into RUN/pairs by those weights (parity-checked first)
     python bench/cyclegan_jax.py --mode=translate --weights=WEIGHTS_DIR --run_dir=RUN --source=... --target=...
+
+``--noise_shape=h,w,c`` gives G^ST a noise input (N(0, 1), resized onto the image; ``gan_nets.build_generator``)
+and trains a target encoder E beside the generators (``gan_nets.build_encoder``): the target cycle rebuilds x_t
+as G^ST(G^TS(x_t), E(x_t)), and |z - E(G^ST(x_s, z))| (``--latent_weight``) makes G^ST use its noise, so it can
+draw backgrounds that do not depend on the digit (docs/benchmark.md, section 1b). Translation then draws fresh
+noise per batch (seeded by --seed). Every run reports how varied G^ST's outputs are (``diversity``).
 """
 
 import glob

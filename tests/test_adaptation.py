@@ -191,17 +191,24 @@ def _train(strategy, batch, cfg, steps=3):
 
 @pytest.mark.parametrize("criterion", ["l2"])
 def test_mirrored_two_cpus_equals_one_device(criterion):
-    cfg = make_cfg(threshold=0.0, attention_criterion=criterion, batch_size=16)
+    # SGD, not Adam: Adam's first steps move every weight by about +-lr whatever its gradient's size, so a gradient
+    # near 0 whose sign differs only by rounding (the replicas sum in another order) moves it by 2 lr: 0.0019 after
+    # one step on an AVX2 CPU where another CPU happened to round alike. SGD's step is linear in the gradient, so
+    # a wrong aggregation (a loss not scaled by the global batch: 2x) still fails by far.
+    cfg = make_cfg(threshold=0.0, attention_criterion=criterion, batch_size=16, optimizer="sgd", lr=0.05)
     counts = stream_counts(16, cfg.proportions, cfg.streams, num_replicas=2)
     batch = make_batch(counts, seed=5)
+    w0 = build_daaa(cfg, make_source(seed=3), tf.distribute.get_strategy())[0].target.get_weights()
     w1, h1 = _train(tf.distribute.get_strategy(), batch, cfg)
     mirrored = runtime.make_strategy("mirrored")
     assert mirrored.num_replicas_in_sync == 2
     w2, h2 = _train(mirrored, batch, cfg)
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(w1, w0))
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(w1, w2))
-    assert diff <= 1e-5, diff
+    # measured on an AVX2 CPU: the weights moved by up to 0.015 and the two runs differ by 7.8e-5 (0.5 %)
+    assert moved > 0.005 and diff <= 0.05 * moved, (diff, moved)
     for k in ("loss", "ce", "em", "at"):
-        assert h1[k][0] == pytest.approx(h2[k][0], rel=1e-4), k
+        assert h1[k][0] == pytest.approx(h2[k][0], rel=1e-3), k  # measured: 1.4e-4 (L_AT) on an AVX2 CPU
 
 
 def test_resnet50_all_conv_taps_runs_a_few_steps():

@@ -48,7 +48,10 @@ def test_mirrored_two_cpus_matches_single_device(gan_loss, identity):
     _, replicated, logs2 = _one_step(mirrored, start, gan_loss, identity, 0)
     for k in cg.NETWORKS:  # every network moved
         assert max(float(np.max(np.abs(x - y))) for x, y in zip(start[k], single[k])) > 1e-4, k
-    assert _max_delta(single, replicated) <= 1e-5
+    # relative to how far one step moved the weights (bce: 0.45): the two runs differed by 3e-5 to 6e-5 from run to
+    # run on an AVX2 CPU (replicas sum in another order) and by under 1e-5 on an AMX one; a gradient scaled by the
+    # replica count would differ by about half the step
+    assert _max_delta(single, replicated) <= 1e-3 * _max_delta(start, single)
     assert max(abs(logs1[k] - logs2[k]) for k in logs1) <= 1e-4  # trackers: unscaled per-batch values
 
 
