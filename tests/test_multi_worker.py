@@ -1,7 +1,7 @@
 """MultiWorkerMirroredStrategy across two local processes (TF_CONFIG, gRPC on localhost): the adaptation stage ends
-with the weights of a one-process Mirrored run on two logical CPUs and of a one-device run; a worker killed
-mid-run, then both restarted, resume from the chief's backup and end with the same weights (docs/design.md,
-"Multi-worker"). Every child runs under a timeout and is killed on teardown, so a hang fails the test, never CI.
+with the weights of a one-process Mirrored run on two logical CPUs (one device against replicas: test_adaptation.py);
+a worker killed mid-run, then both restarted, resume from the chief's backup and end with the same weights
+(docs/design.md, "Multi-worker"). Every child runs under a timeout and is killed on teardown, so a hang fails the test, never CI.
 """
 
 import json
@@ -177,14 +177,15 @@ def test_two_workers_equal_mirrored_and_one_device(workdir, two_workers, tmp_pat
     assert metrics["steps"] == 12 and metrics["syncs"] == [3, 6, 9, 12]
     multi = _weights(out)
     mirrored = run_adaptation(AdaptConfig(**{**_settings(workdir, tmp_path / "mirrored"), "strategy": "mirrored"}))
-    one = run_adaptation(AdaptConfig(**{**_settings(workdir, tmp_path / "one"), "strategy": "default"}))
     assert runtime.make_strategy("mirrored").num_replicas_in_sync == 2
     d_mirrored = _max_diff(multi, _weights(tmp_path / "mirrored"))
-    d_one = _max_diff(multi, _weights(tmp_path / "one"))
-    print(f"max |w_2workers - w_mirrored| = {d_mirrored:.3g}, max |w_2workers - w_1device| = {d_one:.3g}")
-    assert d_mirrored <= 1e-5 and d_one <= 1e-5, (d_mirrored, d_one)
+    print(f"max |w_2workers - w_mirrored| = {d_mirrored:.3g}")
+    # Two workers and Mirrored on two CPUs run the same reductions: equal. One device sums in another order, and
+    # over 12 steps the rounding grows (0.005 with Adam, 0.017 of a 0.052 move with SGD at lr 0.05 on an AVX2 CPU;
+    # under 1e-5 on an AMX one), so one device against two replicas is checked one step at a time in
+    # test_adaptation.py::test_mirrored_two_cpus_equals_one_device instead.
+    assert d_mirrored <= 1e-5, d_mirrored
     assert metrics["history"]["loss"] == pytest.approx(mirrored["history"]["loss"], rel=1e-5)
-    assert metrics["history"]["loss"] == pytest.approx(one["history"]["loss"], rel=1e-5)
     assert _max_diff(multi, load_classifier(str(workdir / "source.keras")).get_weights()) > 1e-3  # it trained
 
 
