@@ -1,7 +1,8 @@
 """MultiWorkerMirroredStrategy across two local processes (TF_CONFIG, gRPC on localhost): the adaptation stage ends
 with the weights of a one-process Mirrored run on two logical CPUs (one device against replicas: test_adaptation.py);
 a worker killed mid-run, then both restarted, resume from the chief's backup and end with the same weights
-(docs/design.md, "Multi-worker"). Every child runs under a timeout and is killed on teardown, so a hang fails the test, never CI.
+(docs/design.md, "Multi-worker"). Every child runs under a timeout and is killed on teardown, so a hang fails the
+test, never CI.
 """
 
 import json
