@@ -10,7 +10,6 @@ import dataclasses
 
 from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part of this module's API)
     DIGIT_WIDTHS,
-    PRECISIONS,
     SHARED,
     _augment_streams,
     _digit_widths,
@@ -28,9 +27,9 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
     flag_name,
     internal,
     problem,
-    resolve_precision,
     setting,
     shared,
+    stage_precision,
 )
 
 _config = dataclasses.dataclass(kw_only=True)
@@ -111,10 +110,8 @@ class CycleGANConfig(_Stage):
     beta1: float = setting(0.5, "Adam beta_1 of all four networks.", flag="cyclegan_beta1", lower=0.0, upper=1.0)
     translate_batch_size: int = setting(256, "Batch size when translating the training sets.", lower=1)
     shard_size: int = setting(10000, "Records per pair shard.", lower=1)
-    precision: str = setting("auto", "Dtype policy of this stage only (empty = --precision); auto: mixed_bfloat16 "
-                             "where bfloat16 is native (1.5x faster on an AMX CPU, stable), else float32.",
-                             flag="cyclegan_precision", choices=[""] + PRECISIONS, fallback="precision",
-                             resolve=resolve_precision)
+    precision: str = stage_precision("auto", "cyclegan_precision", "auto: mixed_bfloat16 where bfloat16 is "
+                                      "native (1.5x faster on an AMX CPU, stable), else float32.")
     on_size_mismatch: str = setting("resize", "Source/target images that are not image_size x image_size x 3: "
                                     "resize (and convert to RGB) them, or stop with an error.",
                                     choices=["resize", "error"])
@@ -168,11 +165,9 @@ class AdaptConfig(_Stage):
     overwrite: bool = shared("overwrite")
     seed: int = shared("seed")
     strategy: str = shared("strategy")
-    precision: str = setting("", "Dtype policy of this stage only (empty = --precision). mixed_bfloat16 made the DAAA "
-                             "step 2.3x faster on an AMX CPU at the same accuracy, and 10x slower on an AVX2 CPU "
-                             "(docs/benchmark.md): auto picks it only where bfloat16 is native.",
-                             flag="adapt_precision", choices=[""] + PRECISIONS, fallback="precision",
-                             resolve=resolve_precision)
+    precision: str = stage_precision("", "adapt_precision", "mixed_bfloat16 made the DAAA step 2.3x faster on an "
+                                      "AMX CPU at the same accuracy, and 10x slower on an AVX2 CPU "
+                                      "(docs/benchmark.md): auto picks it only where bfloat16 is native.")
     eval_batch_size: int = shared("eval_batch_size")
     log_every: int = shared("log_every")
     profile_steps: tuple = shared("profile_steps")

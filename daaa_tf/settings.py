@@ -39,6 +39,12 @@ def setting(default, help, flag=None, lower=None, upper=None, choices=None, item
         run_path=run_path, fallback=fallback, path=path, resolve=resolve))
 
 
+def stage_precision(default, flag, help):
+    """A stage's own dtype policy: empty = --precision; auto resolved when the config is built."""
+    return setting(default, f"Dtype policy of this stage only (empty = --precision); {help}", flag=flag,
+                   choices=[""] + PRECISIONS, fallback="precision", resolve=resolve_precision)
+
+
 def internal(default, run_path=None):
     """A field that is no flag (set by the stage that owns it, or derived from run_dir)."""
     return dataclasses.field(default=default, metadata={"run_path": run_path})
