@@ -13,12 +13,14 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
     SHARED,
     _augment_streams,
     _digit_widths,
+    _noise_shape,
     _positive,
     _profile_steps,
     _proportions,
     _Stage,
     _streams,
     _tflite_formats,
+    _variants,
     augment_problem,
     build,
     convert,
@@ -33,15 +35,6 @@ from daaa_tf.settings import (  # noqa: F401  (build, flag_lines, ... are part o
 )
 
 _config = dataclasses.dataclass(kw_only=True)
-
-
-def _variants(names):
-    from daaa_tf import experiments
-
-    known = [*experiments.VARIANTS, *experiments.GROUPS]
-    bad = [n for n in names if n not in known]
-    return f"unknown variant {', '.join(bad) or '(none given)'}; expected some of {', '.join(known)}" if (
-        bad or not names) else None
 
 
 @_config
@@ -105,6 +98,12 @@ class CycleGANConfig(_Stage):
                                      "(--source_model); 0 = off (the paper).", lower=0.0, upper=1000.0)
     source_model: str = shared("source_model")  # f_S of --semantic_weight (read only when that is > 0)
     arch: str = shared("arch")  # f_S's architecture (its input preprocessing)
+    noise_shape: tuple = setting((), "Beyond the paper: G^ST also takes N(0, 1) noise of shape h,w,c (resized onto "
+                                 "the image) and a target encoder learns the latent cycle, so synthetic targets "
+                                 "vary as real ones do (4,4,8 on digits); empty = the paper's G^ST.", item=int,
+                                 check=_noise_shape)
+    latent_weight: float = setting(1.0, "Weight of the latent cycle |z - E(G^ST(x_s, z))| (with --noise_shape).",
+                                   lower=0.0, upper=1000.0)
     pool_size: int = setting(50, "Past fakes kept per discriminator (0 = no pool).", lower=0, upper=1000)
     lr: float = setting(4e-4, "Adam learning rate of all four networks.", flag="cyclegan_lr", lower=0.0)
     beta1: float = setting(0.5, "Adam beta_1 of all four networks.", flag="cyclegan_beta1", lower=0.0, upper=1.0)

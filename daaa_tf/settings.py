@@ -96,6 +96,19 @@ def _digit_widths(s):
     return "expected three widths >= 1 (conv1, conv2, conv3)" if len(s) != 3 or any(h < 1 for h in s) else None
 
 
+def _noise_shape(s):
+    return "expected h,w,c (three integers >= 1), or nothing" if s and (len(s) != 3 or min(s) < 1) else None
+
+
+def _variants(names):
+    from daaa_tf import experiments
+
+    known = [*experiments.VARIANTS, *experiments.GROUPS]
+    bad = [n for n in names if n not in known]
+    return f"unknown variant {', '.join(bad) or '(none given)'}; expected some of {', '.join(known)}" if (
+        bad or not names) else None
+
+
 def _positive(s):
     return "expected widths >= 1" if any(h < 1 for h in s) else None
 

@@ -65,8 +65,24 @@ def test_cli_trains_translates_and_skips_when_complete(tmp_path):
 
 
 @pytest.mark.parametrize("flag, name", [("--cycle_weight=-1", "cycle_weight"), ("--pool_size=5000", "pool_size"),
-                                        ("--gan_loss=wgan", "gan_loss")])
+                                        ("--gan_loss=wgan", "gan_loss"), ("--noise_shape=4,4", "noise_shape"),
+                                        ("--latent_weight=-1", "latent_weight")])
 def test_cli_rejects_out_of_range_flags(tmp_path, flag, name):
     proc = _run(str(tmp_path / "run"), flag)
     assert proc.returncode != 0 and name in proc.stderr
     assert not os.path.exists(tmp_path / "run" / "cyclegan")
+
+
+def test_cli_noise_generator_writes_the_encoder_and_records_the_flags(tmp_path):
+    run_dir = str(tmp_path / "run")
+    proc = _run(run_dir, "--cyclegan_steps=1", "--noise_shape=4,4,2", "--latent_weight=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = os.path.join(run_dir, "cyclegan")
+    assert os.path.exists(os.path.join(out, "enc.keras"))
+    flags = open(os.path.join(out, "flags.txt")).read()
+    assert "--noise_shape=4,4,2" in flags and "--latent_weight=2.0" in flags
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert "latent" in metrics["history"][-1] and metrics["translation"]["translated"] == 4000
+    # Another noise shape is another run: refused in one line, naming the flag.
+    proc = _run(run_dir, "--cyclegan_steps=1", "--noise_shape=2,2,2", "--latent_weight=2")
+    assert proc.returncode == 2 and "--noise_shape: 4,4,2 -> 2,2,2" in proc.stderr, proc.stderr[-2000:]

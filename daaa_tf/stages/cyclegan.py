@@ -18,7 +18,7 @@ from daaa_tf import StageError, UserError, runtime, workers
 from daaa_tf.data import pair_writer, pairs
 from daaa_tf.data.pipelines import conform_domain, first_images, training_pairs
 from daaa_tf.io import read_json, remove_stale_temporaries, write_json, write_text
-from daaa_tf.method.cyclegan import NETWORKS, build_cyclegan
+from daaa_tf.method.cyclegan import build_cyclegan
 from daaa_tf.models.gan_nets import to_float, to_uint8
 from daaa_tf.stages import fingerprint as run_fingerprint
 from daaa_tf.stages.callbacks import restore_newest_good
@@ -27,10 +27,12 @@ from daaa_tf.stages.callbacks import restore_newest_good
 
 
 def sample_grid(model, x_s, x_t):
-    """uint8 grid; one row per sample: x_s | G^ST(x_s) | G^TS(G^ST(x_s)) || x_t | G^TS(x_t) | G^ST(G^TS(x_t))."""
+    """uint8 grid; one row per sample: x_s | G^ST(x_s) | G^TS(G^ST(x_s)) || x_t | G^TS(x_t) | G^ST(G^TS(x_t))
+    (with a noise-taking G^ST: each x_s's own noise, and x_t's code E(x_t) to rebuild x_t)."""
     fs, ft = to_float(x_s), to_float(x_t)
-    fake_t, fake_s = model.g_st(fs, training=False), model.g_ts(ft, training=False)
-    rec_s, rec_t = model.g_ts(fake_t, training=False), model.g_st(fake_s, training=False)
+    fake_t, fake_s = model.st(fs), model.g_ts(ft, training=False)
+    code_t = None if model.enc is None else model.enc(ft, training=False)
+    rec_s, rec_t = model.g_ts(fake_t, training=False), model.st(fake_s, code_t)
     cols = [fs, fake_t, rec_s, None, ft, fake_s, rec_t]
     gap = tf.ones_like(fs[..., :4, :]) * 1.0  # a white column between the two directions
     row = tf.concat([gap if c is None else tf.cast(c, tf.float32) for c in cols], axis=2)  # [N, H, W', 3]
@@ -101,8 +103,8 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
     manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(out_dir, "checkpoints"),
                                          max_to_keep=2)
     restore_newest_good(manager.checkpoint, manager, hint="if the networks' flags changed (--gen_width, "
-                        "--gen_blocks, --disc_width, --disc_layers, --cyclegan_upsample), pass those of the run that "
-                        "wrote them")
+                        "--gen_blocks, --disc_width, --disc_layers, --cyclegan_upsample, --noise_shape), pass those "
+                        "of the run that wrote them")
     step = model.step_count()
     old = read_json(os.path.join(out_dir, "metrics.json"), {}) or {}
     history = [h for h in old.get("history", []) if h["step"] <= step]
@@ -131,14 +133,14 @@ def train_cyclegan(config, source, target, out_dir, strategy=None, verbose=None,
                       verbose=runtime.fit_verbosity() if verbose is None else verbose)
     seconds = time.perf_counter() - t0
     workers.release(tb_dir, strategy)
-    for k in ("g_st", "g_ts"):
+    for k in [n for n in model.networks if n[0] != "d"]:  # g_st.keras, g_ts.keras (and enc.keras)
         with workers.artifact_path(os.path.join(out_dir, f"{k}.keras"), strategy) as tmp:
             getattr(model, k).save(tmp)
     done = model.step_count() - step0
     metrics = {"step": model.step_count(), "history": callback.history, "complete": True,
                "train_seconds_this_run": seconds,
                "images_per_s_this_run": done * c.batch_size / seconds if done else None,
-               "parameters": {k: int(getattr(model, k).count_params()) for k in NETWORKS},
+               "parameters": {k: int(getattr(model, k).count_params()) for k in model.networks},
                "code": runtime.code_version()}
     if workers.is_chief(strategy):
         write_json(os.path.join(out_dir, "metrics.json"), metrics)
