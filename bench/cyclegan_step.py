@@ -6,8 +6,10 @@ Measures, per precision, in the same process: images/s of the full ``CycleGAN.tr
 that step to the sum of its parts timed alone (both generators forward+backward+update, the cycle passes
 forward+backward, the identity passes if enabled, both discriminators forward+backward+update on
 [real; pooled fake; fake] including the gradient to their fake inputs). Goal: ratio <= 1.15. Then the
-bf16/f32 speed ratio, the translation throughput (generator + PNG + TFRecord) and an estimate of the wall time
-of a CycleGAN run of --estimate_steps steps plus translating --estimate_images images.
+bf16/f32 speed ratio, with --noise_shape the cost of a noise-taking G^ST and its encoder (the step and the
+translation of the noise model against the paper's, interleaved in the same rounds), the translation throughput
+(generator + PNG + TFRecord) and an estimate of the wall time of a CycleGAN run of --estimate_steps steps plus
+translating --estimate_images images.
 """
 
 import json
@@ -35,6 +37,7 @@ flags.DEFINE_integer("disc_width", 64, "Discriminator width.")
 flags.DEFINE_integer("disc_layers", 3, "Discriminator stride-2 layers.")
 flags.DEFINE_float("identity_weight", 0.0, "Identity loss weight (adds two generator passes).")
 flags.DEFINE_integer("pool_size", 50, "Fake pool size.")
+flags.DEFINE_list("noise_shape", [], "Also time the CycleGAN with this --noise_shape (h,w,c) against the paper's.")
 flags.DEFINE_list("precisions", ["float32", "mixed_bfloat16"], "Dtype policies to compare.")
 flags.DEFINE_integer("iters", 8, "Timed rounds (after 2 warm-up ones); the median of each measure is kept.")
 flags.DEFINE_integer("translate_images", 2048, "Images translated for the throughput measure (0 = skip).")
@@ -115,8 +118,22 @@ def bench_precision(policy):
     x_t = tf.constant(rng.uniform(-1, 1, shape).astype("float32"))
     step = tf.function(model.train_step)
     parts = parts_of(model, x_s, x_t)
-    times = timed_rounds({"step": lambda: step((x_s, x_t)), **parts}, FLAGS.iters)
+    extra = {}
+    if FLAGS.noise_shape:
+        noise_shape = tuple(map(int, FLAGS.noise_shape))
+        noisy = cg.build_cyclegan(cg.CycleGANConfig(**{**cfg.__dict__, "noise_shape": noise_shape}))
+        noisy_step, noisy_translate = tf.function(noisy.train_step), tf.function(lambda x: noisy.translate(x, "st"))
+        plain_translate = tf.function(lambda x: model.translate(x, "st"))
+        images = tf.constant(rng.integers(0, 256, (256, *shape[1:])).astype("uint8"))
+        extra = {"noise_step": lambda: noisy_step((x_s, x_t)), "noise_translate": lambda: noisy_translate(images),
+                 "plain_translate": lambda: plain_translate(images)}
+    times = timed_rounds({"step": lambda: step((x_s, x_t)), **extra, **parts}, FLAGS.iters)
     full = times.pop("step")
+    noise = {}
+    if extra:
+        noise = {"noise_shape": list(map(int, FLAGS.noise_shape)), "noise_step_ms": 1000 * times["noise_step"],
+                 "ratio_noise_step_to_step": times.pop("noise_step") / full,
+                 "ratio_noise_translate_to_translate": times.pop("noise_translate") / times.pop("plain_translate")}
     parts = times
     result = {"measure": "cyclegan_step", "precision": policy, "batch_size": FLAGS.batch_size,
               "gen_width": FLAGS.gen_width, "gen_blocks": FLAGS.gen_blocks, "disc_width": FLAGS.disc_width,
@@ -124,7 +141,7 @@ def bench_precision(policy):
               "params": {k: int(getattr(model, k).count_params()) for k in cg.NETWORKS},
               "images_per_s": FLAGS.batch_size / full, "step_ms": 1000 * full,
               "parts_ms": {k: 1000 * v for k, v in parts.items()},
-              "ratio_step_to_parts": full / sum(parts.values()), "goal": 1.15}
+              "ratio_step_to_parts": full / sum(parts.values()), "goal": 1.15, **noise}
     print(json.dumps(result), flush=True)
     return model, result
 
