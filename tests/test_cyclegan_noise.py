@@ -82,6 +82,21 @@ def test_training_noise_follows_seed_and_step_and_the_latent_weight_enters_the_l
     assert logs["g_total"] - w0["g_total"] == pytest.approx(1.0 * logs["latent"], rel=1e-4)
 
 
+def test_identity_term_gives_g_st_the_targets_own_code_and_translation_noise_follows_the_seed():
+    x_s, x_t = _batch(2)
+    logs, codes = {}, {}
+    for seed in (0, 1):
+        tf.keras.utils.set_random_seed(0)
+        model = cg.build_cyclegan(cg.CycleGANConfig(**NOISE, pool_size=0, identity_weight=4.0, seed=seed))
+        code_t = model.enc(x_t, training=True)
+        identity = (tf.reduce_mean(tf.abs(model.g_st([x_t, code_t], training=True) - x_t))
+                    + tf.reduce_mean(tf.abs(model.g_ts(x_s, training=True) - x_s)))
+        codes[seed] = model.image_noise(x_s).numpy()
+        logs[seed] = (float(identity), float(model.train_step((x_s, x_t))["identity"]))
+    assert logs[0][1] == pytest.approx(logs[0][0], rel=1e-4)
+    assert not np.allclose(codes[0], codes[1])  # translation noise is keyed by --seed as well as by the image
+
+
 def test_translation_noise_is_each_images_own_and_changes_the_output():
     tf.keras.utils.set_random_seed(0)
     model = cg.build_cyclegan(cg.CycleGANConfig(**NOISE))

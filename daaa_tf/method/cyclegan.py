@@ -21,6 +21,7 @@ from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_encode
 
 NETWORKS = ("g_st", "g_ts", "d_s", "d_t")  # and "enc", the target encoder, when G^ST takes noise
 
+
 class CycleGAN(keras.Model):
     """G^ST, G^TS, D^S, D^T trained by Eq. 1-3 (``gan_loss`` lsgan | bce) + optional identity loss.
 
