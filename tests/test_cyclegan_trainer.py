@@ -1,6 +1,7 @@
 """trainers.cyclegan end to end on the embedded demo (tiny networks): outputs, rerun, flag checks (kill -9 and
 resume: tests/test_kill_resume.py)."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -86,3 +87,22 @@ def test_cli_noise_generator_writes_the_encoder_and_records_the_flags(tmp_path):
     # Another noise shape is another run: refused in one line, naming the flag.
     proc = _run(run_dir, "--cyclegan_steps=1", "--noise_shape=2,2,2", "--latent_weight=2")
     assert proc.returncode == 2 and "--noise_shape: 4,4,2 -> 2,2,2" in proc.stderr, proc.stderr[-2000:]
+    # bench/cyclegan_checkpoint_quality.py reads the run's checkpoint and translates exactly as the stage did: the
+    # first 300 translations of each kind equal the pair shards' first 300 (same networks, same per-image noise).
+    probe = [sys.executable, os.path.join(ROOT, "bench", "cyclegan_checkpoint_quality.py"), f"--run_dir={run_dir}",
+             *TINY, "--noise_shape=4,4,2", "--latent_weight=2", "--images=300"]
+    proc = subprocess.run(probe, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["step"] == 1 and report["checkpoint"].endswith("ckpt-1")
+    for kind in ("source", "target"):
+        records = pairs.parse_pairs(next(iter(pairs.pair_records(os.path.join(run_dir, "pairs"), kind).batch(300))))
+        translated = records["translated"].numpy()
+        assert report["translated_sha256"][kind] == hashlib.sha256(translated.tobytes()).hexdigest(), kind
+    assert set(report["diversity"]) == {"x_s", "G_ST(x_s)", "x_t", "G_TS(x_t)"}
+    assert report["same_image_two_codes"] > 0  # another code, another G^ST(x_s)
+    assert report["source_net_accuracy"].startswith("skipped: no source network")
+    proc = subprocess.run(probe[:2] + [f"--run_dir={tmp_path / 'none'}"] + probe[3:], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode != 0 and len(errors) == 1 and "no CycleGAN checkpoint" in errors[0], proc.stderr[-2000:]
