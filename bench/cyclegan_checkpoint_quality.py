@@ -70,9 +70,9 @@ def main(argv):
     for spec, role, names, direction in ((cfg.source, "source", ("x_s", "G_ST(x_s)"), "st"),
                                          (cfg.target, "target", ("x_t", "G_TS(x_t)"), "ts")):
         domain = load_domain(spec, "train", cfg.image_size, role=role)
-        batches = list(domain.dataset().take(FLAGS.images).batch(250).as_numpy_iterator())
+        batches = list(domain.dataset().take(FLAGS.images).batch(cfg.translate_batch_size).as_numpy_iterator())
         x, y = np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
-        t = np.concatenate([translate(x[i:i + 250], direction).numpy() for i in range(0, len(x), 250)])
+        t = np.concatenate([translate(b[0], direction).numpy() for b in batches])  # the stage's batches
         out["translated_sha256"][role] = hashlib.sha256(t.tobytes()).hexdigest()
         for name, images in zip(names, (x, t)):
             out["diversity"][name] = _mean_abs_pairs(images, rng)

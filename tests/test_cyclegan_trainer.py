@@ -88,15 +88,16 @@ def test_cli_noise_generator_writes_the_encoder_and_records_the_flags(tmp_path):
     proc = _run(run_dir, "--cyclegan_steps=1", "--noise_shape=2,2,2", "--latent_weight=2")
     assert proc.returncode == 2 and "--noise_shape: 4,4,2 -> 2,2,2" in proc.stderr, proc.stderr[-2000:]
     # bench/cyclegan_checkpoint_quality.py reads the run's checkpoint and translates exactly as the stage did: the
-    # first 300 translations of each kind equal the pair shards' first 300 (same networks, same per-image noise).
+    # first 512 translations of each kind (one batch of --translate_batch_size, as the stage's first) equal the pair
+    # shards' first 512 (same networks, same per-image noise).
     probe = [sys.executable, os.path.join(ROOT, "bench", "cyclegan_checkpoint_quality.py"), f"--run_dir={run_dir}",
-             *TINY, "--noise_shape=4,4,2", "--latent_weight=2", "--images=300"]
+             *TINY, "--noise_shape=4,4,2", "--latent_weight=2", "--images=512"]
     proc = subprocess.run(probe, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["step"] == 1 and report["checkpoint"].endswith("ckpt-1")
     for kind in ("source", "target"):
-        records = pairs.parse_pairs(next(iter(pairs.pair_records(os.path.join(run_dir, "pairs"), kind).batch(300))))
+        records = pairs.parse_pairs(next(iter(pairs.pair_records(os.path.join(run_dir, "pairs"), kind).batch(512))))
         translated = records["translated"].numpy()
         assert report["translated_sha256"][kind] == hashlib.sha256(translated.tobytes()).hexdigest(), kind
     assert set(report["diversity"]) == {"x_s", "G_ST(x_s)", "x_t", "G_TS(x_t)"}
