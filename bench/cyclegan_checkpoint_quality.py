@@ -34,18 +34,14 @@ flags.DEFINE_string("checkpoint", "", "A checkpoint path (without .index); empty
 FLAGS = flags.FLAGS
 
 
-def _mean_abs_pairs(images, rng, pairs=2000):
-    i, j = rng.integers(0, len(images), (2, pairs))
-    return float(np.abs(images[i].astype(np.float32) - images[j].astype(np.float32)).mean())
-
-
 def main(argv):
     del argv
     from daaa_tf import UserError, runtime
     from daaa_tf.data import load_domain
     from daaa_tf.method.cyclegan import build_cyclegan
-    from daaa_tf.models import load_classifier, preprocess
+    from daaa_tf.models import load_classifier
     from daaa_tf.models.gan_nets import to_float, to_uint8
+    from daaa_tf.report.translations import diversity, source_net_accuracy
     from daaa_tf.stages.callbacks import restore_newest_good
 
     cfg = f.from_flags(CycleGANConfig)
@@ -75,11 +71,9 @@ def main(argv):
         t = np.concatenate([translate(b[0], direction).numpy() for b in batches])  # the stage's batches
         out["translated_sha256"][role] = hashlib.sha256(t.tobytes()).hexdigest()
         for name, images in zip(names, (x, t)):
-            out["diversity"][name] = _mean_abs_pairs(images, rng)
+            out["diversity"][name] = diversity(images, rng)
             if net is not None and (y >= 0).all():
-                logits = [net(preprocess(images[i:i + 500], "digit_cnn"), training=False)["logits"]
-                          for i in range(0, len(images), 500)]
-                out["source_net_accuracy"][name] = float((np.concatenate(logits).argmax(-1) == y).mean())
+                out["source_net_accuracy"][name] = source_net_accuracy(net, images, y)
         if direction == "st" and model.noise_shape is not None:
             n = min(len(x), 250)
             codes = tf.random.stateless_normal((n, *model.noise_shape), [cfg.seed, 7])

@@ -29,6 +29,8 @@ from absl import app, flags  # noqa: E402
 from daaa_tf.data import load_domain  # noqa: E402
 from daaa_tf.data.pairs import pair_records, parse_pairs, read_manifest  # noqa: E402
 from daaa_tf.models import build_classifier, preprocess  # noqa: E402
+from daaa_tf.report.translations import diversity as translation_diversity  # noqa: E402
+from daaa_tf.report.translations import source_net_accuracy  # noqa: E402
 
 flags.DEFINE_string("pairs_dir", "runs/demo/pairs", "Pair shards written by trainers.cyclegan.")
 flags.DEFINE_string("target", "demo", "Target domain spec (its test split is evaluated).")
@@ -61,10 +63,8 @@ def label_preservation(source_model, pairs_dir):
             print(json.dumps({"measure": "label_preservation", "kind": kind, "skipped": "no labels"}), flush=True)
             continue
         for name, key in zip(names, ("image", "translated")):
-            pred = np.concatenate([net(preprocess(data[key][i:i + 1024], "digit_cnn"), training=False)["logits"]
-                                   .numpy().argmax(-1) for i in range(0, len(data[key]), 1024)])
-            print(json.dumps({"measure": "source_net_accuracy", "on": name, "images": len(pred),
-                              "accuracy": float((pred == data["label"]).mean())}), flush=True)
+            print(json.dumps({"measure": "source_net_accuracy", "on": name, "images": len(data[key]),
+                              "accuracy": source_net_accuracy(net, data[key], data["label"])}), flush=True)
 
 
 def diversity(pairs_dir, pairs=2000, seed=0):
@@ -72,10 +72,8 @@ def diversity(pairs_dir, pairs=2000, seed=0):
     rng = np.random.default_rng(seed)
     source, target = load_pairs(pairs_dir), load_pairs(pairs_dir, "target")
     for name, images in (("G_ST(x_s)", source["translated"]), ("x_t", target["image"])):
-        i, j = rng.integers(0, len(images), (2, pairs))
-        value = float(np.abs(images[i].astype(np.float32) - images[j].astype(np.float32)).mean())
         print(json.dumps({"measure": "diversity", "on": name, "random_pairs": pairs,
-                          "mean_abs_difference": value}), flush=True)
+                          "mean_abs_difference": translation_diversity(images, rng, pairs)}), flush=True)
 
 
 def accuracy(train_x, train_y, test_x, test_y, seed):

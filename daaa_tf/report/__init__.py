@@ -1,1 +1,1 @@
-"""The results report: tables (results.md/json) and plots."""
+"""The results report: tables (results.md/json) and plots; the translation measures of the CycleGAN bench scripts."""
