@@ -162,3 +162,15 @@ def test_native_bfloat16_reads_the_cpu_flags():
     assert cpu_has_native_bfloat16("flags : fpu avx512f avx512_bf16 avx512_vnni\n")
     assert not cpu_has_native_bfloat16("flags : fpu sse2 avx2 fma\n")  # the AVX2 machine of docs/benchmark.md
     assert not cpu_has_native_bfloat16("flags : avx512bw avx512_bf16x amx_bf16_extra\n")  # whole names only
+
+
+def test_consistency_config_is_the_paper_config_plus_its_stated_changes():
+    """Its figures were measured with the paper's G^ST; the paper's config now gives G^ST noise. The consistency
+    config must differ from it exactly in the flags its comment names, or its measured figures no longer apply."""
+    def settings(name):
+        return dict(a[2:].partition("=")[::2] for a in tflags.expand_flagfiles([f"--flagfile=configs/{name}"]))
+    paper, cons = settings("mnist_to_mnistm.flags"), settings("mnist_to_mnistm_consistency.flags")
+    changed = {k: v for k, v in cons.items() if paper.get(k) != v}
+    assert changed == {"run_dir": "runs/mnist_to_mnistm_consistency", "noise_shape": "", "augment_streams": "t",
+                       "augment_cutout": "0.5", "beta": "0", "epochs": "40"}
+    assert paper["noise_shape"] == "4,4,8" and set(paper) <= set(cons)
