@@ -63,6 +63,28 @@ def test_train_step_updates_all_networks_and_tracks_losses():
     assert int(model.pool_t.count.value) == 8
 
 
+def test_lr_decay_follows_its_formula_and_stops_every_network_after_the_last_step():
+    from daaa_tf.method.schedules import LinearDecay, cyclegan_lr
+
+    # --cyclegan_lr_decay=0.5 of 8 steps (-1 to 8 here): eta0 up to step 4, then 1 - (step - 4) / 4: 0 at step 8
+    expected = [1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25, 0]
+    sched = cyclegan_lr(2e-4, 8, 0.5)
+    np.testing.assert_allclose([float(sched(s)) for s in range(-1, 9)], [2e-4 * e for e in expected], rtol=1e-6)
+    assert cyclegan_lr(2e-4, 8, 1.0) == 2e-4 and float(LinearDecay(1.0, 3, 0)(1)) == pytest.approx(2 / 3)
+    # decay from the start over 3 steps: steps 0-2 train, a 4th step (LR 0) leaves every network as it was,
+    # where a constant LR would move them
+    model = cg.build_cyclegan(cg.CycleGANConfig(**TINY, steps=3, lr_decay=0.0, noise_shape=(2, 2, 2)))
+    src, tgt = _domains()
+    data = training_pairs((src.dataset(), 14), (tgt.dataset(), 10), 4)
+    model.fit(data, steps_per_epoch=3, epochs=1, verbose=0)
+    after3 = {k: [w.copy() for w in getattr(model, k).get_weights()] for k in model.networks}
+    assert set(after3) == {"g_st", "g_ts", "d_s", "d_t", "enc"}
+    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    for k, weights in after3.items():
+        for a, b in zip(weights, getattr(model, k).get_weights()):
+            np.testing.assert_array_equal(a, b, err_msg=k)
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_step(policy):
     keras.mixed_precision.set_global_policy(policy)

@@ -65,6 +65,20 @@ def test_cli_trains_translates_and_skips_when_complete(tmp_path):
     assert proc.returncode == 2 and len(errors) == 1 and "--cyclegan_steps: 3 -> 1" in errors[0], proc.stderr[-2000:]
 
 
+def test_cli_lr_decay_is_recorded_per_epoch_and_a_decaying_run_is_not_extended(tmp_path):
+    run_dir = str(tmp_path / "run")
+    proc = _run(run_dir, "--cyclegan_steps=2", "--cyclegan_steps_per_epoch=1", "--cyclegan_lr=1e-3",
+                "--cyclegan_lr_decay=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = json.load(open(os.path.join(run_dir, "cyclegan", "metrics.json")))["history"]
+    assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4])  # each epoch's last step: 1 - step / 2
+    # 3 steps would have decayed otherwise: another run, refused in one line
+    proc = _run(run_dir, "--cyclegan_steps=3", "--cyclegan_steps_per_epoch=1", "--cyclegan_lr=1e-3",
+                "--cyclegan_lr_decay=0")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "--cyclegan_steps: 2 -> 3" in errors[0], proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("flag, name", [("--cycle_weight=-1", "cycle_weight"), ("--pool_size=5000", "pool_size"),
                                         ("--gan_loss=wgan", "gan_loss"), ("--noise_shape=4,4", "noise_shape"),
                                         ("--latent_weight=-1", "latent_weight")])

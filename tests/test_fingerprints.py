@@ -63,6 +63,12 @@ def test_fingerprint_keeps_result_flags_and_names_differences():
     s1 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 1}))
     s2 = fp.fingerprint(config.build(config.SourceConfig, {"source_epochs": 2}))
     assert fp.differences(s1, s2) == [] and fp.differences(s2, s1) == ["--source_epochs: 2 -> 1"]
+    # the CycleGAN's steps too, while its LR is constant: a decaying LR is a function of the step count
+    for decay, more in ((1.0, []), (0.5, ["--cyclegan_steps: 10 -> 20"])):
+        c10, c20 = (fp.fingerprint(config.build(config.CycleGANConfig,
+                                                {"cyclegan_steps": n, "cyclegan_lr_decay": decay}), {})
+                    for n in (10, 20))
+        assert fp.differences(c10, c20) == more and fp.differences(c20, c10) == ["--cyclegan_steps: 20 -> 10"]
     # what a stage reads: the source model for adapt / revgrad / semantic CycleGAN, the pair manifest, the data
     assert set(fp.stage_inputs(a)) == {"source_model", "pairs_manifest", "target_data"}
     assert set(fp.stage_inputs(config.build(config.CycleGANConfig, {}))) == {"source_data", "target_data"}

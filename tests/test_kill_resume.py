@@ -24,10 +24,11 @@ COMMON = ["--source=demo", "--target=demo", "--image_size=16", "--seed=3", "--st
 STAGES = {
     # 2,000 source images / 100 = 20 updates per epoch, 3 epochs
     "source": ["--source_epochs=3", "--source_batch_size=100"],
-    # 12 steps, a checkpoint every 4; 2,000 images per domain -> 4 shards of 500 per kind
+    # 12 steps, a checkpoint every 4, the LR decaying from step 6 (the kill); 2,000 images per domain -> 4 shards of
+    # 500 per kind
     "cyclegan": ["--gen_width=4", "--gen_blocks=1", "--disc_width=4", "--disc_layers=1", "--cyclegan_batch_size=4",
                  "--cyclegan_steps=12", "--cyclegan_steps_per_epoch=4", "--cyclegan_precision=float32",
-                 "--translate_batch_size=250", "--shard_size=500"],
+                 "--cyclegan_lr_decay=0.5", "--translate_batch_size=250", "--shard_size=500"],
     # 3 epochs of 4 updates, M_post synced every 5 updates
     "adapt": ["--batch_size=16", "--epochs=3", "--steps_per_epoch=4", "--sync_every=5", "--eval_batch_size=250"],
     "revgrad": ["--batch_size=16", "--epochs=3", "--steps_per_epoch=4", "--eval_batch_size=250"],

@@ -17,6 +17,7 @@ import tensorflow as tf
 from daaa_tf import UserError
 from daaa_tf.config import CycleGANConfig  # noqa: F401  (re-exported: built by build_cyclegan's callers)
 from daaa_tf.method import losses
+from daaa_tf.method.schedules import cyclegan_lr
 from daaa_tf.models.gan_nets import ImagePool, build_discriminator, build_encoder, build_generator, to_float, to_uint8
 
 NETWORKS = ("g_st", "g_ts", "d_s", "d_t")  # and "enc", the target encoder, when G^ST takes noise
@@ -248,12 +249,14 @@ def build_cyclegan(config, strategy=None, semantic_net=None, semantic_arch="digi
         model = CycleGAN(g_st, g_ts, d_s, d_t, c.cycle_weight, c.identity_weight, c.gan_loss, c.pool_size,
                          c.seed, semantic_net=semantic_net, semantic_weight=c.semantic_weight,
                          semantic_arch=semantic_arch, encoder=enc, latent_weight=c.latent_weight, name="cyclegan")
-        model.compile(make_optimizers(c.lr, c.beta1, model.networks))
+        model.lr_schedule = cyclegan_lr(c.lr, c.steps, c.lr_decay)  # a float, or a function of the step
+        model.compile(make_optimizers(model.lr_schedule, c.beta1, model.networks))
     return model
 
 
 def make_optimizers(lr=2e-4, beta1=0.5, networks=NETWORKS):
-    """One Adam per network (CycleGAN: 2e-4, beta1 0.5); loss-scaled under the mixed_float16 policy."""
+    """One Adam per network (CycleGAN: 2e-4, beta1 0.5; ``lr`` a float or a schedule of the step); loss-scaled
+    under the mixed_float16 policy."""
     out = {}
     for k in networks:
         opt = keras.optimizers.Adam(lr, beta_1=beta1, name=f"adam_{k}")

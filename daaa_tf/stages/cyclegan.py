@@ -74,7 +74,9 @@ class EpochEnd(keras.callbacks.Callback):
         with self.writer.as_default():
             tf.summary.image("samples (real | translated | reconstructed)", grid[None], step=step)
         self.writer.flush()
-        record = {"epoch": epoch + 1, "step": step, "seconds": seconds,
+        lr = getattr(self.model, "lr_schedule", None)
+        lr = lr(step - 1) if callable(lr) else lr  # the LR of the epoch's last step
+        record = {"epoch": epoch + 1, "step": step, "seconds": seconds, "lr": None if lr is None else float(lr),
                   "images_per_s": (step - self.step0) * self.batch_size / max(seconds, 1e-9),
                   **{k: float(v) for k, v in (logs or {}).items()}}
         self.history.append(record)
