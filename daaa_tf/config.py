@@ -107,9 +107,8 @@ class CycleGANConfig(_Stage):
     pool_size: int = setting(50, "Past fakes kept per discriminator (0 = no pool).", lower=0, upper=1000)
     lr: float = setting(4e-4, "Adam learning rate of all four networks.", flag="cyclegan_lr", lower=0.0)
     beta1: float = setting(0.5, "Adam beta_1 of all four networks.", flag="cyclegan_beta1", lower=0.0, upper=1.0)
-    lr_decay: float = setting(1.0, "The LR stays constant for this fraction of --cyclegan_steps, then falls "
-                              "linearly to 0 at the last step (the CycleGAN paper: 0.5); 1 = constant.",
-                              flag="cyclegan_lr_decay", lower=0.0, upper=1.0)
+    lr_decay: float = setting(1.0, "Fraction of --cyclegan_steps at a constant LR, then linear to 0 at the last "
+                              "step (CycleGAN: 0.5); 1 = constant.", flag="cyclegan_lr_decay", lower=0.0, upper=1.0)
     translate_batch_size: int = setting(256, "Batch size when translating the training sets.", lower=1)
     shard_size: int = setting(10000, "Records per pair shard.", lower=1)
     precision: str = stage_precision("auto", "cyclegan_precision", "auto: mixed_bfloat16 where bfloat16 is "
