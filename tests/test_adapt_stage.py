@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from daaa_tf import runtime
+from daaa_tf import StageError, runtime
 from daaa_tf.data.mixing import adaptation_dataset, stream_counts
 from daaa_tf.data.pair_writer import write_pair_shards
 from daaa_tf.models import build_classifier, load_classifier, model_spec
@@ -95,6 +95,26 @@ def test_resume_after_crash_equals_uninterrupted_run(workdir, tmp_path):
     assert len(resumed["history"]["val_accuracy"]) == 3
     assert resumed["history"]["val_accuracy"][-1] == pytest.approx(full["history"]["val_accuracy"][-1])
     assert os.listdir(tmp_path / "full" / "tensorboard")
+
+
+def test_more_epochs_train_a_finished_run_on_as_one_longer_run(workdir, tmp_path):
+    # The LR restarts at every M_post sync and the batches are positioned by the step, so a finished 2-epoch run
+    # raised to 3 epochs resumes and equals a 3-epoch run; without restarts the annealing spans --epochs: refused.
+    full = run_adaptation(_cfg(workdir, tmp_path / "full"))
+    short = run_adaptation(_cfg(workdir, tmp_path / "short", epochs=2))
+    assert short["steps"] == 8
+    longer = run_adaptation(_cfg(workdir, tmp_path / "short"))
+    assert longer["steps"] == 12 and longer["syncs"] == full["syncs"] == [3, 6, 9, 12]
+    assert len(longer["history"]["val_accuracy"]) == 3
+    assert longer["history"]["val_accuracy"][:2] == short["history"]["val_accuracy"]
+    full_w = keras.models.load_model(tmp_path / "full" / "model.keras").get_weights()
+    longer_w = keras.models.load_model(tmp_path / "short" / "model.keras").get_weights()
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(full_w, longer_w)) <= 1e-6
+    with pytest.raises(StageError, match="--epochs: 3 -> 2"):  # fewer epochs: another run
+        run_adaptation(_cfg(workdir, tmp_path / "short", epochs=2))
+    run_adaptation(_cfg(workdir, tmp_path / "emc", epochs=1, restart_lr=False))
+    with pytest.raises(StageError, match="--epochs: 1 -> 2"):
+        run_adaptation(_cfg(workdir, tmp_path / "emc", epochs=2, restart_lr=False))
 
 
 def test_adapt_cli_end_to_end_and_bad_input(workdir, tmp_path):

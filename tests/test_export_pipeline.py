@@ -121,3 +121,44 @@ def test_a_real_export_outside_its_bounds_returns_3_and_the_pipeline_goes_on(tra
         f"top-1 agreement {parity['formats']['dynamic']['top1_agreement']:.4f} < 1.0100"]
     assert parity["reference"]["num_examples"] > 100  # the whole demo target test set (--num_parity=0)
     assert pl.failure_line(str(run_dir), ["dynamic"]).startswith("error: export dynamic outside the parity bounds")
+
+
+def test_an_export_of_an_earlier_model_is_stale_not_done(trained_model, tmp_path):
+    # After the adaptation ran again (--overwrite, or trained on with more --epochs), <run_dir>/adapt/model.keras
+    # is another model: the pipeline must not skip the export stage as complete and leave the old model's export.
+    # It moves that export aside (kept) and exports the current model; another model's export it refuses to touch.
+    import shutil
+
+    from daaa_tf.io import sha256_file
+    from daaa_tf.models import load_classifier
+
+    run_dir = tmp_path / "run"
+    (run_dir / "adapt").mkdir(parents=True)
+    model_path = run_dir / "adapt" / "model.keras"
+    shutil.copy(trained_model, model_path)
+
+    def stage(**extra):
+        values = {"run_dir": str(run_dir), "target": "demo", "num_parity": 64, **extra}
+        return next(s for s in pl.plan(values, export=True) if s.name == "export saved_model")
+
+    def exported_sha():
+        return json.load(open(run_dir / "export" / "parity.json"))["reference"]["model_sha256"]
+
+    logged = []
+    pl.run([stage()], log=logged.append)
+    assert pl.is_complete(stage()) and exported_sha() == sha256_file(trained_model)
+    pl.run([stage()], log=logged.append)
+    assert "complete, skipped" in logged[-1]
+    model = load_classifier(str(model_path))
+    model.set_weights([w + 0.01 for w in model.get_weights()])
+    model.save(model_path)
+    assert not pl.is_complete(stage()) and pl.earlier_export(stage().config)
+    pl.run([stage()], log=logged.append)
+    assert pl.is_complete(stage()) and exported_sha() == sha256_file(str(model_path))
+    (old,) = [p for p in os.listdir(run_dir) if p.startswith("export.old-")]
+    assert json.load(open(run_dir / old / "parity.json"))["reference"]["model_sha256"] == sha256_file(trained_model)
+    # an export of another model file (--model=...) is not this run's earlier export: refused, not moved
+    assert not pl.is_complete(stage(model=trained_model)) and not pl.earlier_export(stage(model=trained_model).config)
+    with pytest.raises(StageError, match="not a checked export of .*--overwrite"):
+        pl.run([stage(model=trained_model)], log=logged.append)
+    assert exported_sha() == sha256_file(str(model_path))

@@ -27,12 +27,13 @@ NOT_RESULT = {
           "profile_steps"},
     "cyclegan": {"cyclegan_steps_per_epoch", "translate_batch_size", "shard_size"},
 }
-# Settings a rerun may raise and still resume: the source net's and the CycleGAN's LRs are constant and their
-# input streams are positioned by the step, so epoch (step) k of a longer run is that of the shorter one. A
-# CycleGAN trained further translates the pairs again. Not while the setting named here is off the value that
-# keeps the LR constant: a decaying CycleGAN LR is a function of --cyclegan_steps (--cyclegan_lr_decay).
-EXTENDABLE = {"source": {"source_epochs"}, "cyclegan": {"cyclegan_steps"}}
-CONSTANT_LR = {"cyclegan_steps": ("cyclegan_lr_decay", 1.0)}
+# Settings a rerun may raise and still resume: the source net's and the CycleGAN's LRs are constant, the target
+# net's restarts at every M_post sync, and every input stream is positioned by the step, so epoch (step) k of a
+# longer run is that of the shorter one. A CycleGAN trained further translates the pairs again. Not while the
+# setting named in LENGTH_FREE_LR is off the value that keeps the LR a function of the step alone: a decaying
+# CycleGAN LR depends on --cyclegan_steps (--cyclegan_lr_decay), an annealing without restarts on --epochs.
+EXTENDABLE = {"source": {"source_epochs"}, "cyclegan": {"cyclegan_steps"}, "adapt": {"epochs"}}
+LENGTH_FREE_LR = {"cyclegan_steps": ("cyclegan_lr_decay", 1.0), "epochs": ("restart_lr", True)}
 
 STAGE_NAMES = {"SourceConfig": "source", "CycleGANConfig": "cyclegan", "AdaptConfig": "adapt",
                "RevGradConfig": "revgrad"}
@@ -101,9 +102,9 @@ def added_at_default(old, new):
     return {k for k, v in new.get("settings", {}).items() if k not in o and k in defaults and v == defaults[k]}
 
 
-def _constant(settings_, name):
-    """Whether the LR that extendable setting ``name`` scales is constant in ``settings_`` (``CONSTANT_LR``)."""
-    flag, value = CONSTANT_LR.get(name, (None, None))
+def _length_free(settings_, name):
+    """Whether the LR under ``settings_`` does not depend on extendable setting ``name`` (``LENGTH_FREE_LR``)."""
+    flag, value = LENGTH_FREE_LR.get(name, (None, None))
     return flag is None or settings_.get(flag, value) == value
 
 
@@ -117,7 +118,7 @@ def differences(old, new):
     for k in sorted(set(o) | set(n)):
         if o.get(k) == n.get(k) or k in added:
             continue
-        if k in grow and isinstance(o.get(k), int) and isinstance(n.get(k), int) and n[k] > o[k] and _constant(n, k):
+        if k in grow and isinstance(o.get(k), int) and isinstance(n.get(k), int) and n[k] > o[k] and _length_free(n, k):
             continue
         out.append(f"--{k}: {_shown(o[k]) if k in o else '(unset)'} -> {_shown(n[k]) if k in n else '(unset)'}")
     oi, ni = old.get("inputs", {}), new.get("inputs", {})

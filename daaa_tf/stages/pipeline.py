@@ -18,8 +18,14 @@ import time
 import traceback
 from collections.abc import Callable
 
-from daaa_tf import StageError, config, experiments, io
-from daaa_tf.serving.contract import PARITY_FILE, SAVED_MODEL_VERSION, check_export_dir, mark_export_dir
+from daaa_tf import MissingFileError, StageError, config, experiments, io
+from daaa_tf.serving.contract import (
+    PARITY_FILE,
+    SAVED_MODEL_VERSION,
+    check_export_dir,
+    default_model_path,
+    mark_export_dir,
+)
 from daaa_tf.serving.parity import PARITY_FAILED_EXIT, failed_formats
 from daaa_tf.stages import fingerprint as fingerprints
 
@@ -102,9 +108,40 @@ def up_to_date(stage):
 def is_complete(stage):
     if not io.gfile.exists(stage.done_file):
         return False
+    if stage.parity_stage and not exports_current_model(stage.config):
+        return False
     if stage.name in ("cyclegan", "export tflite"):  # manifest.json / parity.json say whether they are complete
         return bool((io.read_json(stage.done_file) or {}).get("complete"))
     return True
+
+
+def _exported(cfg):
+    """(the model ``cfg`` (an ExportConfig) would export now or None, the reference parity.json records)."""
+    try:
+        model = cfg.model or default_model_path(cfg.run_dir)
+    except MissingFileError:
+        model = None  # nothing to export: the stage itself says so
+    return model, (io.read_json(os.path.join(cfg.export_dir, PARITY_FILE)) or {}).get("reference") or {}
+
+
+def exports_current_model(cfg):
+    """Whether the export directory of ``cfg`` holds an export of the model it would export now (parity.json
+    records the exported model's sha256): after the adaptation ran again (--overwrite, more --epochs) the old
+    export is stale, not done."""
+    if cfg is None or not hasattr(cfg, "export_dir"):
+        return True
+    model, reference = _exported(cfg)
+    return model is not None and reference.get("model_sha256") == io.sha256_file(model)
+
+
+def earlier_export(cfg):
+    """Whether the export directory holds an export of an earlier model at the same path (this run's model
+    before the adaptation ran again): the pipeline moves it aside and exports the current one."""
+    if cfg is None or not hasattr(cfg, "export_dir"):
+        return False
+    model, reference = _exported(cfg)
+    return (model is not None and reference.get("model") == io.absolute(model)
+            and reference.get("model_sha256") != io.sha256_file(model))
 
 
 def _run_one(stage):
@@ -112,6 +149,8 @@ def _run_one(stage):
     Returns the stage's status: None or 0, or PARITY_FAILED_EXIT from an export stage (reported, not fatal)."""
     if stage.parity_stage and stage.out_dir:  # an export directory: never one of the user's own folders
         check_export_dir(stage.out_dir)
+        if earlier_export(stage.config):  # kept, not overwritten: nothing a user produced is lost
+            fingerprints.move_aside(stage.out_dir)
         mark_export_dir(stage.out_dir)
     if stage.config is not None and stage.out_dir:
         io.write_text(os.path.join(stage.out_dir, "flags.txt"), "\n".join(fingerprints.flag_lines(stage.config)) + "\n")
