@@ -115,33 +115,25 @@ def is_complete(stage):
     return True
 
 
-def _exported(cfg):
-    """(the model ``cfg`` (an ExportConfig) would export now or None, the reference parity.json records)."""
+def exports_current_model(cfg):
+    """Whether the export directory of ``cfg`` (an ExportConfig) holds an export of the model it would export now
+    (parity.json records the exported model's sha256): after the adaptation ran again (--overwrite, more
+    --epochs) the old export is stale, not done."""
+    if cfg is None or not hasattr(cfg, "export_dir"):
+        return True
     try:
         model = cfg.model or default_model_path(cfg.run_dir)
     except MissingFileError:
-        model = None  # nothing to export: the stage itself says so
-    return model, (io.read_json(os.path.join(cfg.export_dir, PARITY_FILE)) or {}).get("reference") or {}
+        return False  # nothing to export: the stage itself says so
+    reference = (io.read_json(os.path.join(cfg.export_dir, PARITY_FILE)) or {}).get("reference") or {}
+    return reference.get("model_sha256") == io.sha256_file(model)
 
 
-def exports_current_model(cfg):
-    """Whether the export directory of ``cfg`` holds an export of the model it would export now (parity.json
-    records the exported model's sha256): after the adaptation ran again (--overwrite, more --epochs) the old
-    export is stale, not done."""
-    if cfg is None or not hasattr(cfg, "export_dir"):
-        return True
-    model, reference = _exported(cfg)
-    return model is not None and reference.get("model_sha256") == io.sha256_file(model)
-
-
-def earlier_export(cfg):
-    """Whether the export directory holds an export of an earlier model at the same path (this run's model
-    before the adaptation ran again): the pipeline moves it aside and exports the current one."""
-    if cfg is None or not hasattr(cfg, "export_dir"):
-        return False
-    model, reference = _exported(cfg)
-    return (model is not None and reference.get("model") == io.absolute(model)
-            and reference.get("model_sha256") != io.sha256_file(model))
+def stale_export(cfg):
+    """Whether the export directory holds a checked export of another model than the one the stage would export
+    now (this run's model before the adaptation ran again, or a copied run's): the pipeline moves it aside."""
+    return (cfg is not None and hasattr(cfg, "export_dir") and io.is_file(os.path.join(cfg.export_dir, PARITY_FILE))
+            and not exports_current_model(cfg))
 
 
 def _run_one(stage):
@@ -149,7 +141,7 @@ def _run_one(stage):
     Returns the stage's status: None or 0, or PARITY_FAILED_EXIT from an export stage (reported, not fatal)."""
     if stage.parity_stage and stage.out_dir:  # an export directory: never one of the user's own folders
         check_export_dir(stage.out_dir)
-        if earlier_export(stage.config):  # kept, not overwritten: nothing a user produced is lost
+        if stale_export(stage.config):  # kept, not overwritten: nothing a user produced is lost
             fingerprints.move_aside(stage.out_dir)
         mark_export_dir(stage.out_dir)
     if stage.config is not None and stage.out_dir:
